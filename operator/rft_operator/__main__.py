@@ -1,0 +1,5 @@
+"""`python -m rft_operator` runs the CLI."""
+
+from .cli import main
+
+main()

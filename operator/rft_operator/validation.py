@@ -1,0 +1,220 @@
+"""`rft validate`: judge a manifest offline as admission would, and explain every problem.
+
+Order of checks mirrors the API server: the structural schema (types, required fields,
+ranges, patterns, unknown fields) via the pydantic models the CRD is generated from, then
+defaults, then every CEL rule of the CRD evaluated with cel-python.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from rft_runtime.config.spec import DNS_LABEL, DNS_SUBDOMAIN, URI_HELP, URI_PATTERN
+
+from . import api
+from .crd import build_crd
+from .schema_walk import apply_defaults, check_rules
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a manifest: where, what, and how to fix it."""
+
+    path: str
+    message: str
+    fix: str
+
+    def render(self) -> str:
+        return f"{self.path or '(document)'}: {self.message}\n    fix: {self.fix}"
+
+
+@lru_cache(maxsize=1)
+def openapi_schema() -> dict[str, Any]:
+    """The openAPIV3Schema of the CRD (the same object `rft crd` writes)."""
+    schema: dict[str, Any] = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("int", "str", "float", "bool") or "[" in part or part.startswith("function"):
+            continue  # union branch names pydantic adds (int | str): not part of the field path
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at `loc` (to list its fields in a fix)."""
+    model: type[BaseModel] | None = api.RFTRun
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _field_description(loc: tuple[int | str, ...]) -> str | None:
+    model = _model_at(loc)
+    if model is None or not loc:
+        return None
+    name = loc[-1]
+    for n, f in model.model_fields.items():
+        if name in (n, f.alias):
+            return f.description
+    return None
+
+
+def _pattern_fix(pattern: str, description: str | None) -> str:
+    if pattern == URI_PATTERN:
+        return f"write {URI_HELP}"
+    if pattern in (DNS_LABEL, DNS_SUBDOMAIN):
+        return "use lowercase letters, digits and '-', starting with a letter, e.g. answer"
+    if pattern.startswith("^https?"):
+        return "write an http:// or https:// URL, e.g. https://llm-gateway.internal/v1"
+    return description or f"match the pattern {pattern}"
+
+
+def _fix_for(error: dict[str, Any]) -> tuple[str, str]:
+    """(message, fix) for one pydantic error, in the manifest's own vocabulary."""
+    kind: str = error["type"]
+    loc: tuple[int | str, ...] = tuple(error["loc"])
+    ctx = error.get("ctx", {})
+    got = error.get("input")
+    name = str(loc[-1]) if loc else ""
+    description = _field_description(loc)
+    if kind == "extra_forbidden":
+        model = _model_at(loc)
+        allowed = _field_names(model) if model else []
+        close = [a for a in allowed if a.lower().startswith(name.lower())] or (
+            difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+        )
+        if close:
+            return f"unknown field '{name}'", f"did you mean '{close[0]}'?"
+        return f"unknown field '{name}'", "remove it; allowed here: " + ", ".join(allowed)
+    if kind == "missing":
+        hint = f" ({description})" if description else ""
+        return "required field is missing", f"add '{name}'{hint}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected an integer, got {got!r}", "write a whole number without quotes, e.g. 2"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {got!r}", "write a number without quotes, e.g. 0.5"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {got!r}", "write true or false without quotes"
+    if kind in ("string_type",):
+        return f"expected a string, got {got!r}", "quote the value"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping (key: value fields), got {got!r}", (
+            "write it as an object with fields" + (f": {description}" if description else "")
+        )
+    if kind == "list_type":
+        return f"expected a list, got {got!r}", "write it as a YAML list (lines starting with '- ')"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bound = next(iter(ctx.values()))
+        words = {
+            "greater_than": "greater than",
+            "greater_than_equal": "at least",
+            "less_than": "less than",
+            "less_than_equal": "at most",
+        }[kind]
+        return f"must be {words} {bound}, got {got!r}", f"use a value {words} {bound}"
+    if kind == "string_pattern_mismatch":
+        return f"{got!r} is not valid here", _pattern_fix(str(ctx.get("pattern")), description)
+    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        return error["msg"].lower(), "change the number of entries or characters accordingly"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",") if o.strip()]
+        close = difflib.get_close_matches(str(got), options, n=1, cutoff=0.5)
+        fix = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(options)}"
+        return f"{got!r} is not one of {expected}", fix
+    return error[
+        "msg"
+    ], description or "see `kubectl explain rftrun.spec` or examples/complete.yaml"
+
+
+def problems_in(document: Any) -> list[Problem]:
+    """Every problem with one RFTRun document (empty list: admission would accept it)."""
+    if not isinstance(document, dict):
+        return [
+            Problem(
+                "",
+                "the document is not a mapping",
+                "write an RFTRun object: apiVersion, kind, metadata, spec",
+            )
+        ]
+    found: list[Problem] = []
+    if document.get("apiVersion") != api.API_VERSION:
+        found.append(
+            Problem(
+                "apiVersion",
+                f"expected {api.API_VERSION}, got {document.get('apiVersion')!r}",
+                f"set apiVersion: {api.API_VERSION}",
+            )
+        )
+    if document.get("kind") != api.KIND:
+        found.append(
+            Problem(
+                "kind",
+                f"expected {api.KIND}, got {document.get('kind')!r}",
+                f"set kind: {api.KIND}",
+            )
+        )
+    if found:
+        return found
+    metadata = document.get("metadata")
+    if not isinstance(metadata, dict) or not metadata.get("name"):
+        found.append(
+            Problem(
+                "metadata.name", "required field is missing", "add metadata: {name: <run name>}"
+            )
+        )
+    try:
+        api.RFTRun.model_validate({k: v for k, v in document.items() if k != "status"})
+    except ValidationError as error:
+        for item in error.errors():
+            message, fix = _fix_for(dict(item))
+            found.append(Problem(_path(tuple(item["loc"])), message, fix))
+    if found:
+        return found
+    schema = openapi_schema()
+    defaulted = apply_defaults(schema, document)
+    for violation in check_rules(schema, defaulted):
+        message, _, fix = violation.message.partition("; ")
+        # root rules cannot carry a fieldPath into metadata; their message starts with the field
+        path = violation.path or message.split(" ", 1)[0]
+        found.append(Problem(path, message, fix or "see the message"))
+    return found
+
+
+def load_documents(path: Path) -> list[Any]:
+    """The YAML documents of a file (empty documents skipped)."""
+    with path.open(encoding="utf-8") as handle:
+        return [d for d in yaml.safe_load_all(handle) if d is not None]

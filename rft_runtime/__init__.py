@@ -1,0 +1,1 @@
+"""What runs inside the rft pods (and as local processes): serve, score, train."""

@@ -1,0 +1,1 @@
+"""Pydantic models shared by the operator and the jobs: spec sections and job configs."""

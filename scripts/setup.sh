@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv and install rft with what the default test run needs. Idempotent.
+# Usage: bash scripts/setup.sh            (operator + dev tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pick_python() {
+  for candidate in python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "rft needs Python >= 3.11 (with venv); install it, e.g. apt-get install python3.11-venv" >&2
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  PY=$(pick_python)
+  echo "==> creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+echo "==> installing rft (operator extra) and the dev group"
+.venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+.venv/bin/python -m pip install --quiet -e ".[operator]" --group dev
+echo "==> ready: $(.venv/bin/rft --version)"
