@@ -138,7 +138,7 @@ class BestStatus(ApiModel):
     """The best checkpoint so far by the primary evaluation score."""
 
     iteration: int = Field(ge=-1, description="-1: the base model.")
-    eval_score: float
+    eval_score: float | None = Field(None, description="None when the run has no evaluation.")
     checkpoint: str
 
 

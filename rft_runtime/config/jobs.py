@@ -7,6 +7,7 @@ run storage). Each job answers with a short summary (under 4 KiB) on the termina
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -17,7 +18,7 @@ from .spec import DeepSpeedSpec, FilterSpec, LoraSpec, RewardSpec
 
 STORAGE_MOUNT = "/mnt/rft"  # where pods mount the run storage
 PVC_MOUNT_ROOT = "/mnt/pvc"  # pvc://<claim>/<path> is mounted read-only at /mnt/pvc/<claim>/
-CONFIG_MOUNT = "/etc/rft/config.json"
+CONFIG_ENV = "RFT_JOB_CONFIG"  # pods get the job config as JSON in this variable
 TERMINATION_LOG = "/dev/termination-log"
 SAMPLER_PORT = 8000
 TRAIN_MASTER_PORT = 29500
@@ -141,8 +142,10 @@ class ScoreSummary(ApiModel):
 
     kind: Literal["score"] = "score"
     iteration: int
-    eval_scores: dict[str, float] = Field(default_factory=dict)
-    eval_score: float | None = None
+    eval_scores: dict[str, float] = Field(
+        default_factory=dict, description="Keyed '<set name>/pass@<k>', e.g. main/pass@1."
+    )
+    eval_score: float | None = Field(None, description="The first set's first pass@k.")
     samples: int = 0
     accepted: int = 0
     train_pass_rate: float | None = None
@@ -173,7 +176,14 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 def load_config(model: type[ConfigT], path: str | Path) -> ConfigT:
-    """Read a job config written by the operator."""
+    """Read a job config: a file path, or `env:NAME` for JSON in an environment variable
+    (how the operator passes it into a pod without an extra ConfigMap)."""
+    text = str(path)
+    if text.startswith("env:"):
+        raw = os.environ.get(text[4:])
+        if raw is None:
+            raise FileNotFoundError(f"job config variable {text[4:]} is not set")
+        return model.model_validate_json(raw)
     return model.model_validate_json(Path(path).read_text(encoding="utf-8"))
 
 

@@ -1,0 +1,187 @@
+"""Pure builders of the job configs for iteration k (the contract of rft_runtime.config.jobs).
+
+Naming: "policy k" is the model after k trainings (policy 0 = the base model). The scoring
+Job of index k evaluates policy k and samples the training data of training k, which
+produces policy k+1. The scoring Job of index `iterations.max` only evaluates (final pass).
+"""
+
+from __future__ import annotations
+
+from rft_runtime.config.jobs import (
+    Endpoint,
+    EvalParams,
+    EvalSet,
+    PromptFormat,
+    PromptSource,
+    SamplingParams,
+    ScoreJobConfig,
+    ServeConfig,
+    TrainJobConfig,
+)
+from rft_runtime.config.spec import LoraSpec
+
+from .api import RFTRunSpec, RFTRunStatus
+from .layout import Layout
+from .names import sampler_name
+
+TEACHER_KEY_ENV = "RFT_TEACHER_API_KEY"
+POLICY_MODEL_NAME = "policy"
+
+
+def policy_uri(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layout) -> str:
+    """Weights of policy k: the base model, or what training k-1 produced (status records it;
+    an iteration that kept no samples carries the previous policy over)."""
+    if index == 0:
+        return spec.model.uri
+    for item in status.iterations or []:
+        if item.index == index - 1 and item.checkpoint:
+            return item.checkpoint
+    return layout.uri_of(layout.checkpoint(index - 1))
+
+
+def policy_path(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layout) -> str:
+    return layout.resolve(policy_uri(spec, status, index, layout))
+
+
+def evaluates(spec: RFTRunSpec, index: int) -> bool:
+    """Does scoring Job k run the evaluation pass?"""
+    if spec.evaluation is None:
+        return False
+    return index > 0 or spec.evaluation.evaluate_base
+
+
+def samples(spec: RFTRunSpec, index: int) -> bool:
+    """Does scoring Job k sample training data? (Not in the final evaluation pass.)"""
+    return index < spec.iterations.max
+
+
+def needs_policy_server(spec: RFTRunSpec, index: int) -> bool:
+    """The sampler Deployment is needed to evaluate, or to sample when there is no teacher."""
+    return evaluates(spec, index) or (samples(spec, index) and spec.sampler.teacher is None)
+
+
+def min_reward(spec: RFTRunSpec, index: int) -> float:
+    schedule = spec.filter.min_reward_schedule
+    if schedule and index < len(schedule):
+        return schedule[index]
+    return spec.filter.min_reward
+
+
+def serve_config(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layout) -> ServeConfig:
+    return ServeConfig(
+        model_path=policy_path(spec, status, index, layout),
+        served_model_name=POLICY_MODEL_NAME,
+        max_model_len=spec.model.max_model_len,
+        dtype=spec.model.dtype,
+        tensor_parallel_size=spec.sampler.tensor_parallel_size,
+        gpu_memory_utilization=spec.sampler.gpu_memory_utilization,
+        device="cuda" if spec.sampler.gpus_per_replica > 0 else "cpu",
+    )
+
+
+def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> ScoreJobConfig:
+    sampler = spec.sampler
+    policy = Endpoint(
+        base_url=layout.sampler_url(sampler_name(run, index)),
+        model=POLICY_MODEL_NAME,
+        concurrency=sampler.concurrency,
+        timeout_seconds=sampler.request_timeout_seconds,
+    )
+    teacher = None
+    if sampler.teacher is not None and samples(spec, index):
+        teacher = Endpoint(
+            base_url=sampler.teacher.url,
+            model=sampler.teacher.model or "",
+            api_key_env=TEACHER_KEY_ENV if sampler.teacher.api_key_secret_ref else None,
+            concurrency=sampler.concurrency,
+            timeout_seconds=sampler.request_timeout_seconds,
+        )
+    data = spec.data
+    evaluation = None
+    if evaluates(spec, index) and spec.evaluation is not None:
+        ev = spec.evaluation
+        evaluation = EvalParams(
+            sets=[
+                EvalSet(
+                    name=s.name,
+                    source=PromptSource(
+                        path=layout.resolve(s.uri),
+                        prompt_field=s.prompt_field or data.prompt_field,
+                        answer_field=s.answer_field or data.answer_field,
+                        id_field=data.id_field,
+                        max_rows=s.max_samples,
+                    ),
+                )
+                for s in ev.sets
+            ],
+            pass_at_k=list(ev.pass_at_k),
+            samples_per_prompt=ev.samples_per_prompt,
+            temperature=ev.temperature,
+            max_tokens=sampler.max_tokens,
+        )
+    train = None
+    if samples(spec, index):
+        train = PromptSource(
+            path=layout.resolve(data.train),
+            prompt_field=data.prompt_field,
+            answer_field=data.answer_field,
+            id_field=data.id_field,
+            max_rows=data.max_prompts,
+        )
+    return ScoreJobConfig(
+        run=run,
+        iteration=index,
+        output_dir=layout.iteration_dir(index),
+        policy=policy,
+        teacher=teacher,
+        prompt_format=PromptFormat(
+            system_prompt=data.system_prompt,
+            prompt_template=data.prompt_template,
+            use_chat_template=spec.model.use_chat_template,
+        ),
+        evaluation=evaluation,
+        train=train,
+        sampling=SamplingParams(
+            n=sampler.samples_per_prompt,
+            temperature=sampler.temperature,
+            top_p=sampler.top_p,
+            max_tokens=sampler.max_tokens,
+        ),
+        rewards=list(spec.rewards),
+        filter=spec.filter,
+        min_reward=min_reward(spec, index),
+    )
+
+
+def train_config(
+    spec: RFTRunSpec, status: RFTRunStatus, run: str, index: int, layout: Layout
+) -> TrainJobConfig:
+    training = spec.training
+    base = layout.resolve(spec.model.uri)
+    init = base if training.init_from == "base" else policy_path(spec, status, index, layout)
+    dataset = "dpo.jsonl" if training.method == "dpo" else "sft.jsonl"
+    resume = None
+    if training.resume_optimizer and index > 0:
+        resume = f"{layout.iteration_dir(index - 1)}/train-state"
+    return TrainJobConfig(
+        run=run,
+        iteration=index,
+        method=training.method,
+        mode=training.mode,
+        lora=training.lora or LoraSpec(),
+        dataset_path=f"{layout.iteration_dir(index)}/{dataset}",
+        init_model_path=init,
+        reference_model_path=init if training.method == "dpo" else None,
+        resume_optimizer_from=resume,
+        output_dir=layout.iteration_dir(index),
+        epochs=training.epochs,
+        learning_rate=training.learning_rate,
+        batch_size=training.batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        max_seq_len=training.max_seq_len,
+        beta=training.beta,
+        precision=training.precision,
+        deepspeed=training.deepspeed,
+        nodes=training.nodes,
+        gpus_per_node=training.gpus_per_node,
+    )

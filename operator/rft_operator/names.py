@@ -1,0 +1,15 @@
+"""Deterministic child names: a restarted operator finds what it created before."""
+
+from __future__ import annotations
+
+
+def sampler_name(run: str, index: int) -> str:
+    return f"{run}-it{index}-sampler"
+
+
+def score_name(run: str, index: int) -> str:
+    return f"{run}-it{index}-score"
+
+
+def train_name(run: str, index: int) -> str:
+    return f"{run}-it{index}-train"

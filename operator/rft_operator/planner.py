@@ -1,0 +1,530 @@
+"""The pure planner: (spec, status, observed children) -> actions and the next status.
+
+No I/O and no kopf: the operator's handlers and the local executor both call `plan` and
+carry the actions out their own way (Kubernetes objects, or local processes). Level-based:
+everything is derived from the status and the children that exist, so a restart at any
+moment re-plans the same step and never starts a child twice.
+
+One index k walks the loop: sampler k serves policy k (the base model at k = 0), scoring
+Job k evaluates policy k and samples training data, training Job k makes policy k+1. After
+the last training, scoring Job `max` only evaluates (the final evaluation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn
+
+from pydantic import ValidationError
+
+from rft_runtime.config.jobs import (
+    FailureSummary,
+    ScoreJobConfig,
+    ScoreSummary,
+    ServeConfig,
+    TrainJobConfig,
+    TrainSummary,
+)
+
+from .api import BaselineStatus, BestStatus, IterationStatus, RFTRunSpec, RFTRunStatus, Stage
+from .conditions import condition_status, set_condition
+from .jobconfigs import (
+    evaluates,
+    needs_policy_server,
+    policy_uri,
+    samples,
+    score_config,
+    serve_config,
+    train_config,
+)
+from .layout import Layout, UnsupportedUri
+from .names import sampler_name, score_name, train_name
+
+ChildKind = Literal["sampler", "score", "train"]
+Phase = Literal["Pending", "Running", "Ready", "Succeeded", "Failed", "Suspended"]
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class Child:
+    """What the backend observed about one child (Deployment or Job, or a local process)."""
+
+    name: str
+    kind: ChildKind
+    index: int
+    phase: Phase
+    summary: dict[str, Any] | None = None  # the parsed termination message
+    message: str = ""  # why it failed, in words
+
+
+@dataclass(frozen=True)
+class StartSampler:
+    name: str
+    index: int
+    config: ServeConfig
+
+
+@dataclass(frozen=True)
+class StartScoreJob:
+    name: str
+    index: int
+    config: ScoreJobConfig
+
+
+@dataclass(frozen=True)
+class StartTrainJob:
+    name: str
+    index: int
+    config: TrainJobConfig
+
+
+@dataclass(frozen=True)
+class Delete:
+    name: str
+    kind: ChildKind
+
+
+@dataclass(frozen=True)
+class SuspendChild:
+    name: str
+    kind: ChildKind
+
+
+@dataclass(frozen=True)
+class ResumeChild:
+    name: str
+    kind: ChildKind
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+Action = StartSampler | StartScoreJob | StartTrainJob | Delete | SuspendChild | ResumeChild | Event
+
+
+@dataclass(frozen=True)
+class Run:
+    """The parts of an RFTRun object the planner reads."""
+
+    name: str
+    spec: RFTRunSpec
+    status: RFTRunStatus = field(default_factory=RFTRunStatus)
+    generation: int | None = None
+
+
+@dataclass
+class Plan:
+    actions: list[Action]
+    status: RFTRunStatus
+
+    def of_type(self, kind: type[Any]) -> list[Any]:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+
+class _Stop(Exception):
+    """Ends planning for this pass (waiting, finished or failed)."""
+
+
+@dataclass
+class _Planner:
+    run: Run
+    children: Mapping[str, Child]
+    layout: Layout
+    now: str
+    status: RFTRunStatus
+    actions: list[Action] = field(default_factory=list)
+
+    @property
+    def spec(self) -> RFTRunSpec:
+        return self.run.spec
+
+    # -- status helpers ------------------------------------------------------------------
+
+    def enter(self, stage: Stage, reason: str, message: str) -> None:
+        """Move to `stage` (an Event when it changes) and set every condition to match."""
+        st = self.status
+        gen = self.run.generation
+        if st.stage != stage or st.message != message:
+            if st.stage != stage:
+                kind: Literal["Normal", "Warning"] = "Warning" if stage == "Failed" else "Normal"
+                self.actions.append(Event(kind, reason, message))
+            st.stage = stage
+            st.message = message
+        conds = list(st.conditions or [])
+        active = stage not in ("Succeeded", "Failed", "Suspended")
+        conds = set_condition(conds, "Ready", active, reason, message, self.now, gen)
+        sampling = stage in ("StartingSampler", "Sampling", "Evaluating")
+        conds = set_condition(
+            conds,
+            "Sampling",
+            sampling,
+            reason if sampling else "Idle",
+            message if sampling else "",
+            self.now,
+            gen,
+        )
+        training = stage == "Training"
+        conds = set_condition(
+            conds,
+            "Training",
+            training,
+            reason if training else "Idle",
+            message if training else "",
+            self.now,
+            gen,
+        )
+        for type_, on in (
+            ("Succeeded", stage == "Succeeded"),
+            ("Failed", stage == "Failed"),
+            ("Suspended", stage == "Suspended"),
+        ):
+            conds = set_condition(
+                conds,
+                type_,
+                on,
+                reason if on else "NotYet" if type_ != "Suspended" else "Running",
+                message if on else "",
+                self.now,
+                gen,
+            )
+        st.conditions = conds
+
+    def wait(self, stage: Stage, reason: str, message: str) -> NoReturn:
+        self.enter(stage, reason, message)
+        raise _Stop
+
+    def finish(self, reason: str, message: str) -> NoReturn:
+        self.delete_samplers()
+        self.status.completion_time = self.status.completion_time or self.now
+        self.enter("Succeeded", reason, message)
+        raise _Stop
+
+    def fail(self, reason: str, message: str) -> NoReturn:
+        self.delete_samplers()
+        self.status.completion_time = self.status.completion_time or self.now
+        self.enter("Failed", reason, message)
+        raise _Stop
+
+    def delete_samplers(self) -> None:
+        for child in self.children.values():
+            if child.kind == "sampler" and Delete(child.name, "sampler") not in self.actions:
+                self.actions.append(Delete(child.name, "sampler"))
+
+    def record(self, index: int) -> IterationStatus:
+        items = self.status.iterations = list(self.status.iterations or [])
+        for item in items:
+            if item.index == index:
+                return item
+        item = IterationStatus(index=index)
+        items.append(item)
+        items.sort(key=lambda i: i.index)
+        return item
+
+    def find(self, index: int) -> IterationStatus | None:
+        return next((i for i in self.status.iterations or [] if i.index == index), None)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def scored(self, k: int) -> bool:
+        if samples(self.spec, k):
+            item = self.find(k)
+            return item is not None and item.samples is not None
+        if not evaluates(self.spec, k):
+            return True
+        last = self.find(k - 1)
+        return last is not None and last.eval_scores is not None
+
+    def trained(self, k: int) -> bool:
+        item = self.find(k)
+        return item is not None and item.checkpoint is not None
+
+    def step(self) -> None:
+        spec, st = self.spec, self.status
+        k = st.iteration or 0
+        maximum = spec.iterations.max
+        if k > maximum:
+            self.finish("MaxIterations", f"iterations.max is now {maximum}; run stopped there")
+        if not self.scored(k):
+            self.score(k)
+        if k >= maximum:
+            self.finish("MaxIterations", f"finished {maximum} iterations; {self.best_text()}")
+        if not self.trained(k):
+            self.train(k)
+        st.iteration = k + 1
+        if k + 1 == maximum and not evaluates(spec, k + 1):
+            self.finish("MaxIterations", f"finished {maximum} iterations; {self.best_text()}")
+
+    def score(self, k: int) -> None:
+        spec = self.spec
+        final = not samples(spec, k)
+        label = f"iteration {k}" if not final else "final evaluation"
+        if needs_policy_server(spec, k):
+            name = sampler_name(self.run.name, k)
+            sampler = self.children.get(name)
+            if sampler is None:
+                config = serve_config(spec, self.status, k, self.layout)
+                self.actions.append(StartSampler(name, k, config))
+                self.wait(
+                    "StartingSampler",
+                    "StartingSampler",
+                    f"{label}: starting the sampler for policy {k}",
+                )
+            elif sampler.phase == "Failed":
+                self.fail("SamplerFailed", f"sampler {name} failed: {sampler.message}")
+            elif sampler.phase != "Ready":
+                self.wait(
+                    "StartingSampler",
+                    "StartingSampler",
+                    f"{label}: waiting for sampler {name} to be ready",
+                )
+        stage: Stage = "Evaluating" if final else "Sampling"
+        name = score_name(self.run.name, k)
+        job = self.children.get(name)
+        what = "evaluating the final policy" if final else "sampling and scoring"
+        if job is None:
+            job_config = score_config(spec, self.run.name, k, self.layout)
+            self.actions.append(StartScoreJob(name, k, job_config))
+            self.wait(stage, "Scoring", f"{label}: {what}")
+        if job.phase == "Failed":
+            self.fail("ScoringFailed", f"scoring job {name} failed: {job.message}")
+        if job.phase == "Suspended":
+            self.actions.append(ResumeChild(name, "score"))
+        if job.phase != "Succeeded":
+            self.wait(stage, "Scoring", f"{label}: {what}")
+        summary = self.summary(ScoreSummary, job)
+        self.record_score(k, summary)
+        if needs_policy_server(spec, k) and sampler_name(self.run.name, k) in self.children:
+            self.actions.append(Delete(sampler_name(self.run.name, k), "sampler"))
+        self.decide_stop(k)
+
+    def train(self, k: int) -> None:
+        item = self.record(k)
+        if not item.accepted:
+            item.checkpoint = policy_uri(self.spec, self.status, k, self.layout)
+            self.actions.append(
+                Event(
+                    "Warning",
+                    "NoSamplesKept",
+                    f"iteration {k}: no sample passed the filter; policy "
+                    f"{k} carries over without training",
+                )
+            )
+            return
+        name = train_name(self.run.name, k)
+        job = self.children.get(name)
+        message = f"iteration {k}: training on {item.accepted} samples"
+        if job is None:
+            config = train_config(self.spec, self.status, self.run.name, k, self.layout)
+            self.actions.append(StartTrainJob(name, k, config))
+            self.wait("Training", "Training", message)
+        if job.phase == "Failed":
+            self.fail("TrainingFailed", f"training job {name} failed: {job.message}")
+        if job.phase == "Suspended":
+            self.actions.append(ResumeChild(name, "train"))
+        if job.phase != "Succeeded":
+            self.wait("Training", "Training", message)
+        summary = self.summary(TrainSummary, job)
+        item.checkpoint = self.layout.uri_of(summary.checkpoint)
+        item.durations = {**(item.durations or {}), **summary.seconds}
+        item.finished_at = self.now
+        if not self.spec.evaluation:
+            self.update_best()
+
+    def summary(self, model: type[Any], job: Child) -> Any:
+        try:
+            return model.model_validate(job.summary or {})
+        except ValidationError:
+            self.fail(
+                "NoSummary",
+                f"{job.name} finished without a readable summary on its "
+                "termination log; check the pod's logs",
+            )
+
+    # -- metrics, best, stop rules -------------------------------------------------------
+
+    def primary_key(self) -> str | None:
+        ev = self.spec.evaluation
+        return f"{ev.sets[0].name}/pass@{ev.pass_at_k[0]}" if ev else None
+
+    def record_score(self, k: int, summary: ScoreSummary) -> None:
+        spec = self.spec
+        if evaluates(spec, k):
+            scores = dict(summary.eval_scores)
+            key = self.primary_key()
+            primary = (
+                summary.eval_score
+                if summary.eval_score is not None
+                else (scores.get(key) if key else None)
+            )
+            if k == 0:
+                self.status.baseline = BaselineStatus(eval_score=primary, eval_scores=scores)
+            else:
+                done = self.record(k - 1)
+                done.eval_score, done.eval_scores = primary, scores
+                durations = dict(done.durations or {})
+                if "evaluation" in summary.seconds:
+                    durations["evaluation"] = summary.seconds["evaluation"]
+                done.durations = durations
+            self.update_best()
+        if samples(spec, k):
+            item = self.record(k)
+            item.samples = summary.samples
+            item.accepted = summary.accepted
+            item.train_pass_rate = summary.train_pass_rate
+            item.mean_reward = summary.mean_reward
+            item.started_at = item.started_at or self.now
+            item.durations = {
+                **(item.durations or {}),
+                **{k_: v for k_, v in summary.seconds.items() if k_ != "evaluation"},
+            }
+            if k == 0 and "evaluation" in summary.seconds:
+                item.durations["baselineEvaluation"] = summary.seconds["evaluation"]
+
+    def guard_violation(self, scores: Mapping[str, float]) -> str | None:
+        ev = self.spec.evaluation
+        base = (self.status.baseline.eval_scores if self.status.baseline else None) or {}
+        if ev is None:
+            return None
+        for guard in ev.sets[1:]:
+            if guard.max_drop is None:
+                continue
+            key = f"{guard.name}/pass@{ev.pass_at_k[0]}"
+            if key in base and key in scores:
+                drop = base[key] - scores[key]
+                if drop > guard.max_drop + EPSILON:
+                    return (
+                        f"eval set {guard.name} dropped {drop:.3f} below its baseline "
+                        f"{base[key]:.3f} (allowed {guard.max_drop})"
+                    )
+        return None
+
+    def update_best(self) -> None:
+        spec, st = self.spec, self.status
+        if spec.evaluation is None:
+            trained = [i for i in st.iterations or [] if i.checkpoint]
+            if trained:
+                last = trained[-1]
+                st.best = BestStatus(
+                    iteration=last.index, eval_score=None, checkpoint=last.checkpoint or ""
+                )
+            return
+        candidates: list[BestStatus] = []
+        if st.baseline and st.baseline.eval_score is not None:
+            candidates.append(
+                BestStatus(
+                    iteration=-1, eval_score=st.baseline.eval_score, checkpoint=spec.model.uri
+                )
+            )
+        for item in st.iterations or []:
+            if item.eval_score is None or not item.checkpoint:
+                continue
+            if self.guard_violation(item.eval_scores or {}):
+                continue
+            candidates.append(
+                BestStatus(
+                    iteration=item.index, eval_score=item.eval_score, checkpoint=item.checkpoint
+                )
+            )
+        if candidates:
+            st.best = max(candidates, key=lambda b: (b.eval_score or 0.0, -b.iteration))
+
+    def best_text(self) -> str:
+        best = self.status.best
+        if best is None:
+            return "no checkpoint evaluated"
+        where = "the base model" if best.iteration < 0 else f"iteration {best.iteration}"
+        score = f" with eval score {best.eval_score:.3f}" if best.eval_score is not None else ""
+        return f"best is {where}{score}"
+
+    def decide_stop(self, k: int) -> None:
+        spec = self.spec
+        if not evaluates(spec, k) or k == 0:
+            return
+        item = self.find(k - 1)
+        scores = (item.eval_scores if item else None) or {}
+        violation = self.guard_violation(scores)
+        if violation:
+            self.finish(
+                "RegressionGuard",
+                f"stopped after iteration {k - 1}: {violation}; {self.best_text()}",
+            )
+        target = spec.iterations.stop_at_eval_score
+        score = item.eval_score if item else None
+        if target is not None and score is not None and score >= target - EPSILON:
+            self.finish(
+                "TargetReached",
+                f"eval score {score:.3f} reached "
+                f"iterations.stopAtEvalScore {target}; {self.best_text()}",
+            )
+        patience = spec.iterations.patience
+        best = self.status.best
+        if patience is not None and best is not None and (k - 1) - best.iteration >= patience:
+            self.finish(
+                "NoImprovement", f"no new best for {patience} iteration(s); {self.best_text()}"
+            )
+
+
+def _terminal(status: RFTRunStatus) -> bool:
+    return "True" in (
+        condition_status(status.conditions, "Succeeded"),
+        condition_status(status.conditions, "Failed"),
+    )
+
+
+def plan(run: Run, children: Mapping[str, Child], layout: Layout, now: str) -> Plan:
+    """The next actions for `run`, and the status to record (see the module docstring)."""
+    status = run.status.model_copy(deep=True)
+    planner = _Planner(run, children, layout, now, status)
+    previous_generation = status.observed_generation
+    status.observed_generation = run.generation
+    status.start_time = status.start_time or now
+    try:
+        if _terminal(status):
+            planner.delete_samplers()
+            raise _Stop
+        if previous_generation is not None and run.generation != previous_generation:
+            planner.actions.append(
+                Event(
+                    "Normal",
+                    "SpecChanged",
+                    "spec changed; children created from now on use the new spec",
+                )
+            )
+        if run.spec.suspend:
+            suspend(planner)
+        if status.stage == "Suspended":
+            planner.actions.append(Event("Normal", "Resumed", "spec.suspend is false; resuming"))
+            status.stage = None
+        for _ in range(2 * run.spec.iterations.max + 4):
+            planner.step()
+        raise AssertionError("planner made no progress")  # pragma: no cover
+    except _Stop:
+        pass
+    except UnsupportedUri as error:
+        with contextlib.suppress(_Stop):
+            planner.fail("UnsupportedURI", str(error))
+    return Plan(planner.actions, status)
+
+
+def suspend(planner: _Planner) -> NoReturn:
+    for child in planner.children.values():
+        if child.kind == "sampler":
+            planner.actions.append(Delete(child.name, "sampler"))
+        elif child.phase in ("Pending", "Running"):
+            planner.actions.append(SuspendChild(child.name, child.kind))
+    planner.wait("Suspended", "Suspended", "spec.suspend is true: pods stopped, progress kept")
+
+
+def failure_text(summary: Mapping[str, Any] | None, fallback: str) -> str:
+    """The message of a FailureSummary termination message, else `fallback`."""
+    try:
+        failure = FailureSummary.model_validate(summary or {})
+    except ValidationError:
+        return fallback
+    return f"{failure.reason}: {failure.message}"
