@@ -14,10 +14,10 @@ from pydantic import ConfigDict, Field
 
 from .base import ApiModel, cel, rules, section
 
-URI_PATTERN = r"^(pvc|s3|gs|file|hf)://[^\s]+$"
+URI_PATTERN = r"^(pvc|file)://[^\s]+$"
 URI_HELP = (
-    "a URI: pvc://<claim>/<path>, s3://<bucket>/<key>, gs://<bucket>/<key>, "
-    "file:///<absolute path> or hf://<org>/<name>"
+    "a URI: pvc://<claim>/<path> (a PersistentVolumeClaim of the run's namespace) or "
+    "file:///<absolute path> (inside the runtime image, or on this machine with --local)"
 )
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

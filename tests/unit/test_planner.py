@@ -390,10 +390,21 @@ def test_missing_summary_is_a_clear_failure() -> None:
 
 
 def test_unsupported_uri_fails_with_the_fix() -> None:
-    backend = Backend(make_spec(model={"uri": "s3://bucket/model"}))
+    """Admission only lets pvc:// and file:// through; anything else that reaches the
+    planner (e.g. an old object) fails clearly instead of crashing the operator."""
+    spec = make_spec()
+    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"uri": "s3://b/m"})})
+    backend = Backend(spec)
     status = backend.plan().status
     assert reason(status, "Failed") == "UnsupportedURI"
     assert "pvc://<claim>/<path>" in (status.message or "")
+
+
+def test_layout_resolves_storage_inputs_and_files() -> None:
+    assert LAYOUT.resolve("pvc://rft-runs/r/it-0/checkpoint") == "/mnt/rft/r/it-0/checkpoint"
+    assert LAYOUT.resolve("pvc://models/base") == "/mnt/pvc/models/base"
+    assert LAYOUT.resolve("file:///opt/models/m") == "/opt/models/m"
+    assert LAYOUT.uri_of("/mnt/rft/r/it-0/checkpoint") == "pvc://rft-runs/r/it-0/checkpoint"
 
 
 # --- suspend / resume / spec changes / idempotency --------------------------------------
