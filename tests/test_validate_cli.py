@@ -137,7 +137,7 @@ MALFORMED = [
 
 def run_validate(*paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rft_operator", "validate", *map(str, paths)],
+        [sys.executable, "-m", "rft_operator.cli", "validate", *map(str, paths)],
         capture_output=True,
         text=True,
         check=False,

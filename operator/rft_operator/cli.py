@@ -88,3 +88,7 @@ def models_prepare(name: str) -> None:
         )
     click.echo(f"preparing {name} (first time: ~30 s)...", err=True)
     click.echo(str(prepare(name)))
+
+
+if __name__ == "__main__":
+    main()

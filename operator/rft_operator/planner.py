@@ -505,11 +505,22 @@ def plan(run: Run, children: Mapping[str, Child], layout: Layout, now: str) -> P
             planner.step()
         raise AssertionError("planner made no progress")  # pragma: no cover
     except _Stop:
-        pass
+        release_idle_samplers(planner)
     except UnsupportedUri as error:
         with contextlib.suppress(_Stop):
             planner.fail("UnsupportedURI", str(error))
     return Plan(planner.actions, status)
+
+
+def release_idle_samplers(planner: _Planner) -> None:
+    """Delete samplers no step needs any more (e.g. left over by a restart right after the
+    status recorded their scoring)."""
+    k = planner.status.iteration or 0
+    for child in planner.children.values():
+        if child.kind != "sampler" or Delete(child.name, "sampler") in planner.actions:
+            continue
+        if child.index < k or (child.index == k and planner.scored(k)):
+            planner.actions.append(Delete(child.name, "sampler"))
 
 
 def suspend(planner: _Planner) -> NoReturn:

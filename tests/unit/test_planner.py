@@ -467,3 +467,15 @@ def test_condition_transition_time_moves_only_on_change() -> None:
     later = plan(backend.run, backend.children, LAYOUT, "2026-01-02T00:00:00Z")
     ready_later = next(c for c in later.status.conditions or [] if c.type == "Ready")
     assert ready_later.last_transition_time == ready.last_transition_time == NOW
+
+
+def test_a_sampler_left_over_after_its_scoring_was_recorded_is_deleted() -> None:
+    backend = Backend(make_spec())
+    for _ in range(3):
+        backend.plan()
+        backend.finish_all()
+    # the operator died after recording scoring 0 but before deleting the sampler
+    backend.children["r-it0-sampler"] = Child("r-it0-sampler", "sampler", 0, "Ready")
+    result = backend.plan()
+    assert Delete("r-it0-sampler", "sampler") in result.actions
+    assert not result.of_type(StartScoreJob)
