@@ -3,6 +3,7 @@ labelled, scheduled as the spec says, non-root, and carries secrets only by refe
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -131,9 +132,13 @@ def test_training_job_is_an_indexed_multi_node_deepspeed_job() -> None:
     assert spec["template"]["spec"]["subdomain"] == service["metadata"]["name"]
     assert service["spec"]["clusterIP"] == "None"
     command = spec["template"]["spec"]["containers"][0]["command"]
-    assert command[0] == "deepspeed"
-    assert "--num_nodes=2" in command and "--num_gpus=8" in command
+    # several nodes: DeepSpeed's per-node launcher with the world layout (2 nodes x 8 GPUs)
+    assert command[:4] == ["python", "-u", "-m", "deepspeed.launcher.launch"]
+    world_arg = next(a for a in command if a.startswith("--world_info="))
+    world = json.loads(base64.urlsafe_b64decode(world_arg.split("=", 1)[1]))
+    assert [len(slots) for slots in world.values()] == [8, 8]
     assert "--node_rank=$(JOB_COMPLETION_INDEX)" in command
+    assert command[-4:-2] == ["--module", "rft_runtime.train"]
     assert "--master_addr=math-qwen-dpo-it1-train-0.math-qwen-dpo-it1-train.ml-team.svc" in command
 
 
@@ -170,3 +175,11 @@ def test_input_claims_are_mounted_read_only() -> None:
     assert claims == {"rft-runs": None, "models": True, "data": True}
     config = ScoreJobConfig.model_validate_json(env_of(objects[2])["RFT_JOB_CONFIG"]["value"])
     assert config.train is not None and config.train.path == "/mnt/pvc/data/arith/train.jsonl"
+
+
+def test_single_node_training_uses_the_deepspeed_cli() -> None:
+    manifest = load_yaml(ROOT / "examples" / "minimal.yaml")
+    train = objects_for(manifest)[3]
+    command = train["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[0] == "deepspeed" and "--num_gpus=1" in command
+    assert train["spec"]["completions"] == 1
