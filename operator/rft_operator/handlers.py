@@ -101,35 +101,87 @@ def kube() -> Kube:
     return _kube
 
 
+# In-memory caches of the children, fed by watch streams (kopf indexes): a reconcile reads
+# them instead of listing Deployments, Jobs and Pods from the API server every time.
+ChildKey = tuple[str | None, str | None]
+
+
+def _child_key(namespace: str | None, labels: kopf.Labels) -> ChildKey:
+    return (namespace, labels.get(RUN_LABEL))
+
+
+@kopf.index("apps", "v1", "deployments", labels=MANAGED)
+def rft_deployments(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[ChildKey, dict[str, Any]]:
+    return {
+        _child_key(namespace, labels): {
+            "metadata": dict(body.metadata),
+            "status": dict(body.status),
+        }
+    }
+
+
+@kopf.index("batch", "v1", "jobs", labels=MANAGED)
+def rft_jobs(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[ChildKey, dict[str, Any]]:
+    return {
+        _child_key(namespace, labels): {
+            "metadata": dict(body.metadata),
+            "spec": {"suspend": body.spec.get("suspend")},
+            "status": dict(body.status),
+        }
+    }
+
+
+@kopf.index("", "v1", "pods", labels=MANAGED)
+def rft_pods(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[ChildKey, dict[str, Any]]:
+    statuses = body.status.get("containerStatuses") or []
+    return {
+        _child_key(namespace, labels): {
+            "metadata": {
+                k: body.metadata.get(k)
+                for k in ("name", "labels", "annotations", "creationTimestamp")
+            },
+            "status": {"containerStatuses": [{"state": s.get("state")} for s in statuses]},
+        }
+    }
+
+
+def _snapshot(key: ChildKey, kwargs: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    def items(name: str) -> list[Any]:
+        index: kopf.Index[ChildKey, dict[str, Any]] = kwargs[name]
+        return list(index.get(key, []))
+
+    return items("rft_deployments"), items("rft_jobs"), items("rft_pods")
+
+
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
-async def on_change(body: kopf.Body, **_: Any) -> None:
-    await reconcile(dict(body))
+async def on_change(body: kopf.Body, **kwargs: Any) -> None:
+    await reconcile(dict(body), kwargs)
 
 
 @kopf.timer(api.GROUP, api.VERSION, api.PLURAL, interval=TIMER_INTERVAL, initial_delay=1.0)
-async def on_timer(body: kopf.Body, **_: Any) -> None:
-    await reconcile(dict(body))
+async def on_timer(body: kopf.Body, **kwargs: Any) -> None:
+    await reconcile(dict(body), kwargs)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def on_child_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+async def on_child_event(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
     """A child changed (ready, finished, failed): reconcile its run now, not at the timer."""
     run = (body.get("metadata", {}).get("labels") or {}).get(RUN_LABEL)
     if not run or not namespace:
         return
-    try:
-        parent = await kube().request("GET", object_path(api.API_VERSION, api.KIND, namespace, run))
-    except KubeError as error:
-        if error.status == 404:
-            return  # the run is gone; garbage collection removes its children
-        raise
-    await reconcile(parent)
+    await reconcile({"metadata": {"namespace": namespace, "name": run}}, kwargs)
 
 
-async def reconcile(body: dict[str, Any]) -> None:
+async def reconcile(body: dict[str, Any], indexes: dict[str, Any]) -> None:
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
     lock = _locks.setdefault(key, asyncio.Lock())
@@ -140,7 +192,7 @@ async def reconcile(body: dict[str, Any]) -> None:
             fresh = await kube().request(
                 "GET", object_path(api.API_VERSION, api.KIND, key[0], key[1])
             )
-            result = await _reconcile(fresh)
+            result = await _reconcile(fresh, _snapshot(key, indexes))
             RECONCILES.labels(result).inc()
         except KubeError as error:
             if error.status == 404:
@@ -159,7 +211,7 @@ def _known_status(raw: dict[str, Any]) -> api.RFTRunStatus:
     return api.RFTRunStatus.model_validate({k: v for k, v in raw.items() if k in fields})
 
 
-async def _reconcile(body: dict[str, Any]) -> str:
+async def _reconcile(body: dict[str, Any], observed: tuple[list[Any], list[Any], list[Any]]) -> str:
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     ref = RunRef(name=name, namespace=namespace, uid=meta.get("uid", ""))
@@ -169,14 +221,7 @@ async def _reconcile(body: dict[str, Any]) -> str:
     except ValidationError as error:
         await _write_status(ref, status, _invalid_spec_status(status, error, meta))
         return "invalid"
-    k8s = kube()
-    selector = {RUN_LABEL: name}
-    deployments, jobs, pods = await asyncio.gather(
-        k8s.list("apps/v1", "Deployment", namespace, selector),
-        k8s.list("batch/v1", "Job", namespace, selector),
-        k8s.list("v1", "Pod", namespace, selector),
-    )
-    children = observe_children(name, deployments, jobs, pods)
+    children = observe_children(name, *observed)
     layout = cluster_layout(name, namespace, spec)
     result = plan(Run(name, spec, status, meta.get("generation")), children, layout, now())
     for action in result.actions:

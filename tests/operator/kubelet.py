@@ -23,6 +23,7 @@ class Kubelet:
     outcome: Callable[[str, dict[str, Any]], Outcome]
     paused: bool = False
     hold: set[str] = field(default_factory=set)  # children left pending/running for now
+    interval: float = 0.05
     seen: set[str] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
 
@@ -42,7 +43,7 @@ class Kubelet:
         while True:
             if not self.paused:
                 await self.tick()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(self.interval)
 
     async def get(self, path: str) -> list[dict[str, Any]]:
         async with self.session.get(path) as response:
