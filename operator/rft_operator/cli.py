@@ -90,5 +90,72 @@ def models_prepare(name: str) -> None:
     click.echo(str(prepare(name)))
 
 
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--local",
+    "local",
+    is_flag=True,
+    required=True,
+    help="Run on this machine as local processes (the only mode of `rft run`; "
+    "on a cluster, kubectl apply the manifest).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default: ./rft-runs/<name>). Rerun to resume.",
+)
+@click.option(
+    "--pvc",
+    "pvcs",
+    multiple=True,
+    metavar="CLAIM=DIR",
+    help="Local folder for pvc://CLAIM/... (default: models -> the model cache, "
+    "others -> the folder of that name next to the manifest).",
+)
+def run(file: Path, local: bool, workdir: Path | None, pvcs: tuple[str, ...]) -> None:
+    """Run an RFTRun manifest end to end with the operator's plan, as local processes."""
+    from .local import LocalExecutor
+    from .table import status_table
+
+    documents = load_documents(file)
+    problems = problems_in(documents[0]) if len(documents) == 1 else []
+    if len(documents) != 1 or problems:
+        for problem in problems:
+            click.echo("  " + problem.render(), err=True)
+        raise click.ClickException(f"{file}: fix the manifest first (`rft validate {file}`)")
+    claims = dict(p.split("=", 1) for p in pvcs)
+    name = documents[0]["metadata"]["name"]
+    executor = LocalExecutor(
+        file,
+        workdir or Path("rft-runs") / name,
+        claims=claims,
+        echo=lambda line: click.echo(line, err=True),
+    )
+    click.echo(f"==> RFTRun {name} in {executor.workdir} (Ctrl-C stops; rerun resumes)", err=True)
+    try:
+        status = executor.run_until_done()
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nstopped; run the same command again to resume from {executor.workdir}", err=True
+        )
+        sys.exit(130)
+    click.echo(status_table(status))
+    sys.exit(0 if status.stage == "Succeeded" else 1)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def status(directory: Path) -> None:
+    """Print the per-iteration table of a local run directory."""
+    from .api import RFTRunStatus
+    from .table import status_table
+
+    path = directory / "status.json"
+    if not path.exists():
+        raise click.ClickException(f"{path} not found: is {directory} a run directory?")
+    click.echo(status_table(RFTRunStatus.model_validate_json(path.read_text("utf-8"))))
+
+
 if __name__ == "__main__":
     main()

@@ -28,6 +28,7 @@ class Layout:
     pvc_root: str = PVC_MOUNT_ROOT
     sampler_url_template: str = "http://{name}:" + str(SAMPLER_PORT) + "/v1"
     sampler_urls: dict[str, str] = field(default_factory=dict)  # local mode: name -> url
+    claim_dirs: dict[str, str] = field(default_factory=dict)  # local mode: claim -> folder
 
     def resolve(self, uri: str) -> str:
         """The local path of a `pvc://` or `file://` URI."""
@@ -36,6 +37,8 @@ class Layout:
             return "/" + rest.lstrip("/")
         if scheme == "pvc":
             claim, _, path = rest.partition("/")
+            if claim in self.claim_dirs:
+                return str(PurePosixPath(self.claim_dirs[claim]) / path)
             if claim == self.storage_claim:
                 return str(PurePosixPath(self.storage_root) / path)
             return str(PurePosixPath(self.pvc_root) / claim / path)
