@@ -17,6 +17,7 @@ import aiohttp
 import kopf
 
 FIELD_MANAGER = "rft-operator"
+USER_AGENT = "rft-operator"  # tells the operator's own API calls apart (RBAC tests)
 
 # (apiVersion, kind) -> plural; only what the operator touches.
 PLURALS = {
@@ -82,7 +83,7 @@ class Kube:
 
     async def _session(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
-            headers = {"Accept": "application/json"}
+            headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
             if self.info.token:
                 headers["Authorization"] = f"Bearer {self.info.token}"
             connector = aiohttp.TCPConnector(ssl=ssl_context(self.info))
