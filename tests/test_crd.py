@@ -93,7 +93,7 @@ def test_status_subresource_and_names() -> None:
     assert crd["metadata"]["name"] == "rftruns.rft.dev"
 
 
-@pytest.mark.parametrize("example", ["minimal.yaml", "complete.yaml"])
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.yaml")))
 def test_examples_match_the_crd_schema(example: str) -> None:
     manifest = load_yaml(ROOT / "examples" / example)
     validator = jsonschema.Draft4Validator(schema())
