@@ -479,3 +479,63 @@ def test_a_sampler_left_over_after_its_scoring_was_recorded_is_deleted() -> None
     result = backend.plan()
     assert Delete("r-it0-sampler", "sampler") in result.actions
     assert not result.of_type(StartScoreJob)
+
+
+def test_operator_and_local_layouts_plan_the_same_stages(tmp_path: Any) -> None:
+    """The arith example, unchanged, through the cluster layout and the local one: the same
+    children in the same order, the same stages; only paths differ."""
+    import yaml
+
+    from rft_operator.layout import cluster_layout
+    from rft_operator.local import local_layout
+
+    from ..conftest import ROOT
+
+    manifest = yaml.safe_load((ROOT / "examples" / "arith-smollm2.yaml").read_text())
+    spec = RFTRunSpec.model_validate(manifest["spec"])
+    layouts = [cluster_layout("r", "ml", spec), local_layout(tmp_path, ROOT / "examples", {})]
+    traces = []
+    for layout in layouts:
+        run = Run(name="r", spec=spec, status=RFTRunStatus(), generation=1)
+        children: dict[str, Child] = {}
+        trace: list[tuple[str, str]] = []
+        for _ in range(40):
+            result = plan(run, children, layout, NOW)
+            run = replace(run, status=result.status)
+            trace += [
+                (type(a).__name__, getattr(a, "name", ""))
+                for a in result.actions
+                if not isinstance(a, Event)
+            ]
+            trace.append(("stage", result.status.stage or ""))
+            if result.status.stage in ("Succeeded", "Failed"):
+                break
+            for action in result.actions:
+                if isinstance(action, StartSampler | StartScoreJob | StartTrainJob):
+                    kind: ChildKind = (
+                        "sampler"
+                        if isinstance(action, StartSampler)
+                        else "score"
+                        if isinstance(action, StartScoreJob)
+                        else "train"
+                    )
+                    children[action.name] = Child(action.name, kind, action.index, "Pending")
+                elif isinstance(action, Delete):
+                    children.pop(action.name, None)
+            for name, child in list(children.items()):
+                summary = (
+                    score_summary(child.index, climbing)
+                    if child.kind == "score"
+                    else train_summary(child.index)
+                    if child.kind == "train"
+                    else None
+                )
+                children[name] = replace(
+                    child,
+                    phase="Ready" if child.kind == "sampler" else "Succeeded",
+                    summary=summary,
+                )
+        traces.append(trace)
+    assert traces[0] == traces[1]
+    assert ("StartTrainJob", "r-it1-train") in traces[0]
+    assert traces[0][-1] == ("stage", "Succeeded")
