@@ -174,3 +174,67 @@ def test_every_status_field_is_declared() -> None:
     assert list(jsonschema.Draft4Validator(status_schema).iter_errors(status)) == []
     # every field of the model was set above, so nothing escapes this check
     assert set(status) == {f.alias for f in api.RFTRunStatus.model_fields.values()}
+
+
+def test_nested_defaults_exist_in_the_schema(minimal: dict[str, Any]) -> None:
+    """Sections given without their list fields get the same defaults from the API server
+    as from pydantic (a CEL rule reading a missing default would reject the object)."""
+    minimal["spec"]["evaluation"] = {"sets": [{"name": "main", "uri": "pvc://d/e.jsonl"}]}
+    minimal["spec"]["training"] = {"lora": {"r": 8}}
+    by_schema = apply_defaults(schema(), minimal)["spec"]
+    assert by_schema == api.RFTRunSpec.model_validate(minimal["spec"]).to_wire()
+    assert by_schema["evaluation"]["passAtK"] == [1]
+    assert by_schema["training"]["lora"]["targetModules"] == ["all-linear"]
+    from rft_operator.validation import problems_in
+
+    assert problems_in(minimal) == []
+
+
+def test_every_model_default_is_declared_in_the_schema() -> None:
+    """Walk every pydantic model reachable from the spec: a field with a default (value or
+    factory) must carry the same default in the CRD schema."""
+    from pydantic import BaseModel
+
+    def check(model: type[BaseModel], node: dict[str, Any], path: str) -> None:
+        props = node.get("properties", {})
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            sub = props[key]
+            if not field.is_required() and (
+                field.default is not None or field.default_factory is not None
+            ):
+                default = field.get_default(call_default_factory=True)
+                wire = (
+                    default.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    if (isinstance(default, BaseModel))
+                    else default
+                )
+                if isinstance(wire, list):
+                    wire = [
+                        w.model_dump(mode="json", by_alias=True, exclude_none=True)
+                        if isinstance(w, BaseModel)
+                        else w
+                        for w in wire
+                    ]
+                assert "default" in sub, f"{path}.{key} has no default in the CRD"
+                if isinstance(wire, dict):
+                    assert apply_defaults(sub, sub["default"]) == wire, f"{path}.{key}"
+                else:
+                    assert sub["default"] == wire or apply_defaults(sub, sub["default"]) == wire
+            inner = _model_of(field.annotation)
+            if inner is not None:
+                check(inner, sub.get("items", sub), f"{path}.{key}")
+
+    check(api.RFTRunSpec, schema()["properties"]["spec"], "spec")
+
+
+def _model_of(annotation: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

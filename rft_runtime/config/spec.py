@@ -266,7 +266,7 @@ class LoraSpec(ApiModel):
     alpha: int = Field(32, ge=1, le=4096, description="Scaling numerator (alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
     target_modules: list[Annotated[str, Field(max_length=128)]] = Field(
-        default_factory=lambda: ["all-linear"],
+        ["all-linear"],
         min_length=1,
         max_length=64,
         description="Module names to adapt, or [all-linear].",
@@ -399,7 +399,7 @@ class EvaluationSpec(ApiModel):
         description="Evaluation sets; the first is the primary one.",
     )
     pass_at_k: list[Annotated[int, Field(ge=1, le=256)]] = Field(
-        default_factory=lambda: [1],
+        [1],
         min_length=1,
         max_length=8,
         description="Report pass@k for these k; the primary score is the first.",
