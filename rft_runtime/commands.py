@@ -3,6 +3,9 @@ both use them, so a pod and a local process run exactly the same thing."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 from .config.jobs import TRAIN_MASTER_PORT
 
 
@@ -23,22 +26,41 @@ def train_command(
     master_addr: str = "127.0.0.1",
     master_port: int = TRAIN_MASTER_PORT,
     launcher: str = "deepspeed",
+    python: str = "python",
 ) -> list[str]:
     """DeepSpeed's launcher without ssh: every node (pod) starts its own local ranks.
 
     `node_rank` is a string so the operator can pass `$(JOB_COMPLETION_INDEX)`. On CPU
     (gpus_per_node 0) one process per node runs.
+
+    One node: the `deepspeed` CLI. Several nodes: the CLI (DeepSpeed 0.19) refuses
+    `--num_nodes` > 1 unless a hostfile lists the hosts, so we call what it would exec,
+    `deepspeed.launcher.launch`, with the world layout it would have derived from that
+    hostfile (only the per-node slot counts matter; host names are just keys).
     """
+    slots = max(gpus_per_node, 1)
+    program = ["--module", "rft_runtime.train", "--config", config_path]
+    if nodes <= 1:
+        return [
+            launcher,
+            "--no_ssh",
+            "--num_nodes=1",
+            f"--num_gpus={slots}",
+            f"--node_rank={node_rank}",
+            f"--master_addr={master_addr}",
+            f"--master_port={master_port}",
+            *program,
+        ]
+    world = {f"node-{i}": list(range(slots)) for i in range(nodes)}
+    world_info = base64.urlsafe_b64encode(json.dumps(world).encode()).decode()
     return [
-        launcher,
-        "--no_ssh",
-        f"--num_nodes={nodes}",
-        f"--num_gpus={max(gpus_per_node, 1)}",
+        python,
+        "-u",
+        "-m",
+        "deepspeed.launcher.launch",
+        f"--world_info={world_info}",
         f"--node_rank={node_rank}",
         f"--master_addr={master_addr}",
         f"--master_port={master_port}",
-        "--module",
-        "rft_runtime.train",
-        "--config",
-        config_path,
+        *program,
     ]

@@ -135,6 +135,9 @@ class TrainJobConfig(ApiModel):
     nodes: int = 1
     gpus_per_node: int = 0
     seed: int = 0
+    checkpoint_every_steps: int = Field(
+        50, ge=1, description="Save train-state/ this often (and at each epoch end)."
+    )
 
 
 class ScoreSummary(ApiModel):
