@@ -275,6 +275,8 @@ def main() -> None:
                 "max_model_len",
                 "concurrency",
                 "repeats",
+                "hf_batch",
+                "hf_dtype",
             )
         },
         "results": results,

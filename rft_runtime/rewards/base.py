@@ -1,0 +1,84 @@
+"""What every reward shares: the result type and the guard against unscorable output.
+
+A reward never raises: a completion it cannot judge scores 0 with a reason, so one bad
+sample cannot fail a scoring Job that has already paid for thousands of generations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config.spec import RewardSpec
+
+MAX_COMPLETION_CHARS = 100_000  # beyond this a completion is garbage, not an answer
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    """One reward's value for one completion; `reason` says why it is 0 when it could not judge."""
+
+    value: float
+    reason: str | None = None
+
+
+RewardFn = Callable[[RewardSpec, str, str, str], RewardResult]
+"""(spec, prompt, completion, answer) -> result, on clean text."""
+
+SafeRewardFn = Callable[[RewardSpec, object, object, object], RewardResult]
+"""The guarded form: takes anything (bytes, None, huge strings) and never raises."""
+
+
+def zero(reason: str) -> RewardResult:
+    return RewardResult(0.0, reason)
+
+
+def as_text(value: object) -> tuple[str | None, str | None]:
+    """Decode a completion or answer to clean text, or say why it cannot be scored."""
+    if value is None:
+        return None, "missing"
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "not valid UTF-8"
+    if not isinstance(value, str):
+        value = str(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "not valid UTF-8 (lone surrogates)"
+    if len(value) > MAX_COMPLETION_CHARS:
+        return None, f"too long ({len(value)} chars > {MAX_COMPLETION_CHARS})"
+    if "\x00" in value:
+        return None, "contains NUL bytes"
+    return value, None
+
+
+def guarded(fn: RewardFn) -> SafeRewardFn:
+    """Wrap a reward so bad input and exceptions become 0 with a reason."""
+
+    def wrapper(
+        spec: RewardSpec, prompt: object, completion: object, answer: object
+    ) -> RewardResult:
+        text, why = as_text(completion)
+        if text is None:
+            return zero(f"completion {why}")
+        if not text.strip():
+            return zero("empty completion")
+        gold, why = as_text(answer)
+        if gold is None:
+            return zero(f"answer {why}")
+        prompt_text, _ = as_text(prompt)
+        try:
+            result = fn(spec, prompt_text or "", text, gold)
+        except Exception as exc:  # a reward must never crash the Job
+            return zero(f"{type(exc).__name__}: {exc}"[:300])
+        value = float(result.value)
+        if value != value or value in (float("inf"), float("-inf")):
+            return zero("reward is not a finite number")
+        return RewardResult(value, result.reason)
+
+    wrapper.__name__ = getattr(fn, "__name__", "reward")
+    wrapper.__doc__ = fn.__doc__
+    return wrapper

@@ -1,0 +1,89 @@
+"""Prompt loading: JSONL, Parquet, or a `datasets.save_to_disk` directory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config.jobs import PromptSource
+
+
+class PromptsUnreadable(Exception):
+    """The prompt file is missing, malformed, or lacks a configured field."""
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    id: str
+    prompt: str
+    answer: str
+
+
+def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PromptsUnreadable(f"{path}:{number}: not JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise PromptsUnreadable(f"{path}:{number}: expected a JSON object per line")
+            yield row
+
+
+def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    yield from pq.read_table(path).to_pylist()
+
+
+def _dataset_rows(path: Path) -> Iterator[dict[str, Any]]:
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    loaded = load_from_disk(str(path))
+    if isinstance(loaded, DatasetDict):
+        split = "train" if "train" in loaded else next(iter(loaded))
+        loaded = loaded[split]
+    assert isinstance(loaded, Dataset)
+    for row in loaded:
+        yield dict(row)
+
+
+def raw_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a prompt file, chosen by what the path is."""
+    if not path.exists():
+        raise PromptsUnreadable(f"prompt file {path} does not exist")
+    if path.is_dir():
+        return _dataset_rows(path)
+    if path.suffix == ".parquet":
+        return _parquet_rows(path)
+    return _jsonl_rows(path)
+
+
+def load_prompts(source: PromptSource) -> list[PromptRow]:
+    """Rows with the configured fields; the id defaults to the row index. Ids must be unique,
+    because they key the resume bookkeeping."""
+    rows: list[PromptRow] = []
+    seen: set[str] = set()
+    for index, row in enumerate(raw_rows(Path(source.path))):
+        if source.max_rows is not None and index >= source.max_rows:
+            break
+        for name in (source.prompt_field, source.answer_field):
+            if name not in row:
+                raise PromptsUnreadable(
+                    f"{source.path} row {index} has no field {name!r} "
+                    f"(fields: {', '.join(sorted(row))}); set promptField/answerField"
+                )
+        key = str(row[source.id_field]) if source.id_field else str(index)
+        if key in seen:
+            raise PromptsUnreadable(
+                f"{source.path}: duplicate id {key!r} in field {source.id_field}"
+            )
+        seen.add(key)
+        rows.append(PromptRow(key, str(row[source.prompt_field]), str(row[source.answer_field])))
+    return rows

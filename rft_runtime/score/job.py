@@ -1,0 +1,142 @@
+"""The scoring Job: evaluate the policy, sample the training prompts, reward, filter, write.
+
+Restart-safe: every pass appends per-prompt records to `progress/*.jsonl`; a restarted
+process sends only the prompts missing there, and every final output is rebuilt from those
+records, so each prompt is scored exactly once however often the pod restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import filters
+from ..config.jobs import Endpoint, PromptSource, ScoreJobConfig, ScoreSummary
+from .client import EndpointClient
+from .data import load_prompts
+from .outputs import (
+    dpo_rows,
+    eval_metrics,
+    eval_rows,
+    sample_rows,
+    sft_rows,
+    to_samples,
+    train_metrics,
+)
+from .passes import PassStats, Request, run_pass
+from .storage import ProgressLog, atomic_write_json, atomic_write_jsonl
+
+
+def _rate(stats: PassStats) -> float | None:
+    return round(stats.tokens / stats.seconds, 2) if stats.sent and stats.seconds > 0 else None
+
+
+async def _pass(
+    config: ScoreJobConfig,
+    endpoint: Endpoint,
+    source: PromptSource,
+    request: Request,
+    progress_file: Path,
+    label: str,
+) -> tuple[list[dict[str, Any]], PassStats]:
+    rows = load_prompts(source)
+    client = EndpointClient(endpoint)
+    try:
+        with ProgressLog(progress_file) as log:
+            stats = await run_pass(
+                client, rows, log, config.prompt_format, request, config.rewards, label
+            )
+            return [log.records[row.id] for row in rows], stats
+    finally:
+        await client.aclose()
+
+
+async def evaluate(config: ScoreJobConfig, out: Path, metrics: dict[str, Any]) -> float:
+    assert config.evaluation is not None
+    params = config.evaluation
+    request = Request(
+        config.policy.model, params.samples_per_prompt, params.temperature, 1.0, params.max_tokens
+    )
+    start = time.monotonic()
+    for eval_set in params.sets:
+        records, stats = await _pass(
+            config,
+            config.policy,
+            eval_set.source,
+            request,
+            out / "progress" / f"eval-{eval_set.name}.jsonl",
+            f"eval {eval_set.name}",
+        )
+        atomic_write_jsonl(out / "eval" / f"{eval_set.name}.jsonl", eval_rows(records))
+        metrics[eval_set.name] = {
+            **eval_metrics(records, params.pass_at_k),
+            "seconds": round(stats.seconds, 3),
+            "tokens_this_run": stats.tokens,
+            "tokens_per_second": _rate(stats),
+        }
+    return time.monotonic() - start
+
+
+async def sample(config: ScoreJobConfig, out: Path, metrics: dict[str, Any]) -> float:
+    assert config.train is not None
+    endpoint = config.teacher or config.policy
+    params = config.sampling
+    request = Request(endpoint.model, params.n, params.temperature, params.top_p, params.max_tokens)
+    start = time.monotonic()
+    records, stats = await _pass(
+        config, endpoint, config.train, request, out / "progress" / "train.jsonl", "sample"
+    )
+    result = filters.apply(config.filter, config.min_reward, to_samples(records))
+    atomic_write_jsonl(out / "samples.jsonl", sample_rows(records, result))
+    atomic_write_jsonl(out / "sft.jsonl", sft_rows(records, result, config.prompt_format))
+    if config.filter.rejected == "lowest":
+        atomic_write_jsonl(out / "dpo.jsonl", dpo_rows(records, result, config.prompt_format))
+    metrics.update(train_metrics(records, result, config.min_reward))
+    metrics.update(
+        seconds=round(stats.seconds, 3),
+        endpoint_wait_seconds=round(stats.waited, 3),
+        tokens_this_run=stats.tokens,
+        tokens_per_second=_rate(stats),
+        source="teacher" if config.teacher else "policy",
+    )
+    return time.monotonic() - start
+
+
+async def run_job(config: ScoreJobConfig) -> ScoreSummary:
+    """Both passes, then metrics.json; returns the termination summary."""
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    seconds: dict[str, float] = {}
+    eval_metrics_by_set: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    if config.evaluation is not None:
+        seconds["eval"] = round(await evaluate(config, out, eval_metrics_by_set), 3)
+    if config.train is not None:
+        seconds["sample"] = round(await sample(config, out, train), 3)
+    seconds["total"] = round(time.monotonic() - start, 3)
+
+    eval_scores = {name: m.get("pass@1", 0.0) for name, m in eval_metrics_by_set.items()}
+    eval_score = sum(eval_scores.values()) / len(eval_scores) if eval_scores else None
+    atomic_write_json(
+        out / "metrics.json",
+        {
+            "run": config.run,
+            "iteration": config.iteration,
+            "eval": eval_metrics_by_set,
+            "eval_score": eval_score,
+            "train": train or None,
+            "seconds": seconds,
+        },
+    )
+    return ScoreSummary(
+        iteration=config.iteration,
+        eval_scores=eval_scores,
+        eval_score=eval_score,
+        samples=train.get("samples", 0),
+        accepted=train.get("kept", 0),
+        train_pass_rate=train.get("pass_rate"),
+        mean_reward=train.get("mean_reward"),
+        seconds=seconds,
+    )

@@ -1,0 +1,276 @@
+"""The sampler and the scoring Job for real: `rft_runtime.serve` runs vLLM (CPU) on
+SmolLM2-135M-Instruct, and `rft_runtime.score` evaluates, samples, rewards and filters
+two-digit additions through it. The server starts once for the module (~90 s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rft_runtime.config.jobs import FailureSummary, ScoreSummary, ServeConfig
+from rft_runtime.score.passk import pass_at_k
+from rft_runtime.serve import vllm_args, vllm_env
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = 20
+N = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process, self.port, self.log = process, port, log
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture(scope="module")
+def server(small_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    config = ServeConfig(
+        model_path=str(small_model), host="127.0.0.1", port=port, max_model_len=512
+    )
+    (folder / "serve.json").write_text(config.model_dump_json(by_alias=True))
+    log = folder / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rft_runtime.serve", "--config", str(folder / "serve.json")],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "2"},
+        )
+    deadline = time.monotonic() + 600
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"server exited {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"server not ready in 600 s:\n{log.read_text()[-3000:]}")
+        time.sleep(2)
+    yield Server(process, port, log)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def arithmetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = random.Random(7)
+    path = tmp_path_factory.mktemp("data") / "arith.jsonl"
+    with path.open("w") as handle:
+        for i in range(PROMPTS):
+            a, b = rng.randint(10, 99), rng.randint(10, 99)
+            handle.write(json.dumps({"id": f"q{i}", "question": f"{a} + {b} = ?", "answer": a + b}))
+            handle.write("\n")
+    return path
+
+
+def score_config(server: Server, prompts: Path, out: Path, **overrides: Any) -> dict[str, Any]:
+    source = {"path": str(prompts), "promptField": "question", "idField": "id"}
+    config: dict[str, Any] = {
+        "run": "arith",
+        "iteration": 0,
+        "outputDir": str(out),
+        "policy": {"baseUrl": server.base_url, "model": "policy", "startupWaitSeconds": 60},
+        "promptFormat": {"systemPrompt": "Reply with the number only."},
+        "train": source,
+        "sampling": {"n": N, "temperature": 1.0, "maxTokens": 48},
+        "rewards": [
+            {"name": "answer", "type": "math", "weight": 1.0},
+            {"name": "has-number", "type": "regex", "pattern": r"\d", "weight": 0.1, "gate": True},
+        ],
+        "filter": {"maxPerPrompt": 2, "dedup": True, "rejected": "lowest"},
+        "minReward": 1.0,
+    }
+    config.update(overrides)
+    return config
+
+
+def run_score(config: dict[str, Any], folder: Path, **kwargs: Any) -> subprocess.Popen[str]:
+    path = folder / "score.json"
+    path.write_text(json.dumps(config))
+    env = {**os.environ, "RFT_TERMINATION_LOG": str(folder / "termination-log")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rft_runtime.score", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kwargs,
+    )
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_eval_and_sampling_write_every_output(
+    server: Server, arithmetic: Path, tmp_path: Path
+) -> None:
+    evaluation = {
+        "sets": [{"name": "arith", "source": {"path": str(arithmetic), "promptField": "question"}}],
+        "passAtK": [1, 4],
+        "samplesPerPrompt": 4,
+        "temperature": 0.7,
+        "maxTokens": 32,
+    }
+    out = tmp_path / "it-0"
+    job = run_score(score_config(server, arithmetic, out, evaluation=evaluation), tmp_path)
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+
+    # every completion, with the per-reward breakdown, consistent with the weights and gate
+    samples = read_jsonl(out / "samples.jsonl")
+    assert len(samples) == PROMPTS * N
+    assert Counter(s["prompt_id"] for s in samples) == {f"q{i}": N for i in range(PROMPTS)}
+    for s in samples:
+        assert set(s["rewards"]) == {"answer", "has-number"}
+        expected = 0.0 if s["rewards"]["has-number"] == 0 else 1.0 * s["rewards"]["answer"] + 0.1
+        assert s["reward"] == pytest.approx(expected)
+        assert s["finish_reason"] in {"stop", "length"}
+        if s["rewards"]["answer"] == 0:
+            assert s["reasons"].get("answer") or not s["kept"]
+
+    # kept = passing the threshold, at most 2 per prompt, deduplicated
+    sft = read_jsonl(out / "sft.jsonl")
+    assert sft, "the 135M model solves some additions when sampled 4 times"
+    assert all(row["reward"] >= 1.0 for row in sft)
+    assert max(Counter(row["prompt_id"] for row in sft).values()) <= 2
+    assert all([m["role"] for m in row["messages"]] == ["system", "user"] for row in sft)
+    assert all(isinstance(row["completion"], str) for row in sft)
+    assert len({(r["prompt_id"], r["completion"]) for r in sft}) == len(sft)
+    assert sum(s["kept"] for s in samples) == len(sft)
+    for pair in read_jsonl(out / "dpo.jsonl"):
+        assert pair["chosen_reward"] > pair["rejected_reward"]
+
+    # evaluation: pass@1 and pass@4 recomputed from the per-prompt file
+    rows = read_jsonl(out / "eval" / "arith.jsonl")
+    assert len(rows) == PROMPTS and all(r["n"] == 4 for r in rows)
+    metrics = json.loads((out / "metrics.json").read_text())
+    arith = metrics["eval"]["arith"]
+    assert arith["pass@1"] == pytest.approx(sum(r["correct"] for r in rows) / (4 * PROMPTS))
+    pass4 = sum(pass_at_k(4, r["correct"], 4) for r in rows) / PROMPTS
+    assert arith["pass@4"] == pytest.approx(pass4)
+    assert arith["pass@4"] >= arith["pass@1"]
+    train = metrics["train"]
+    assert train["samples"] == PROMPTS * N and train["kept"] == len(sft)
+    assert train["tokens"] > PROMPTS * N and train["tokens_per_second"] > 0
+    assert train["pass_rate"] == pytest.approx(
+        sum(s["reward"] >= 1 for s in samples) / len(samples)
+    )
+    assert 0 < train["prompts_with_correct"] <= PROMPTS
+    assert set(metrics["seconds"]) == {"eval", "sample", "total"}
+
+    # the termination message is the operator's view of the same numbers
+    message = (tmp_path / "termination-log").read_text()
+    assert len(message.encode()) < 4096
+    summary = ScoreSummary.model_validate_json(message)
+    assert summary.accepted == len(sft) and summary.samples == PROMPTS * N
+    assert summary.eval_scores == {"arith": pytest.approx(arith["pass@1"])}
+    assert summary.train_pass_rate == pytest.approx(train["pass_rate"])
+    assert json.loads(stdout)["accepted"] == len(sft)
+
+
+def test_killed_job_resumes_and_scores_every_prompt_once(
+    server: Server, arithmetic: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "it-0"
+    config = score_config(server, arithmetic, out)
+    config["policy"]["concurrency"] = 1  # one prompt at a time, so we can kill it halfway
+    progress = out / "progress" / "train.jsonl"
+    first = run_score(config, tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not progress.exists() or progress.read_text().count("\n") < 5:
+        assert first.poll() is None, first.communicate()[1][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    before = progress.read_bytes()
+    recorded = before.count(b"\n")
+    assert 5 <= recorded < PROMPTS, "the job must be killed halfway"
+    assert not (out / "samples.jsonl").exists()
+
+    second = run_score(config, tmp_path)
+    _, stderr = second.communicate(timeout=600)
+    assert second.returncode == 0, stderr[-3000:]
+    assert f"[sample] {recorded}/{PROMPTS} prompts" in stderr  # it resumed, not restarted
+
+    after = progress.read_bytes()
+    assert after.startswith(before[: before.rfind(b"\n") + 1])  # first run's records intact
+    ids = [json.loads(line)["id"] for line in after.decode().splitlines()]
+    assert sorted(ids) == sorted(f"q{i}" for i in range(PROMPTS))  # each exactly once
+    samples = read_jsonl(out / "samples.jsonl")
+    assert Counter(s["prompt_id"] for s in samples) == {f"q{i}": N for i in range(PROMPTS)}
+    train = json.loads((out / "metrics.json").read_text())["train"]
+    assert 0 < train["tokens_this_run"] < train["tokens"]
+
+
+def test_wrong_model_name_is_a_setup_error(
+    server: Server, arithmetic: Path, tmp_path: Path
+) -> None:
+    """vLLM answers 404 for an unknown model: fail fast, record nothing to resume from."""
+    config = score_config(server, arithmetic, tmp_path / "out")
+    config["policy"]["model"] = "no-such-model"
+    job = run_score(config, tmp_path)
+    _, stderr = job.communicate(timeout=300)
+    assert job.returncode == 1, stderr[-2000:]
+    summary = FailureSummary.model_validate_json((tmp_path / "termination-log").read_text())
+    assert summary.reason == "EndpointRejected" and "404" in summary.message
+    progress = tmp_path / "out" / "progress" / "train.jsonl"
+    assert not progress.exists() or progress.read_text() == ""
+
+
+def test_serve_command_line() -> None:
+    config = ServeConfig(model_path="/m", port=8123, max_model_len=512, served_model_name="p")
+    args = vllm_args(config, python="py")
+    assert args[:3] == ["py", "-m", "vllm.entrypoints.openai.api_server"]
+    pairs = dict(zip(args[3::2], args[4::2], strict=False))
+    assert pairs["--model"] == "/m" and pairs["--port"] == "8123"
+    assert pairs["--max-model-len"] == "512" and pairs["--served-model-name"] == "p"
+    assert "--gpu-memory-utilization" not in args  # CPU: the KV cache env var sizes it
+    assert vllm_env(config, {})["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    assert vllm_env(config, {"VLLM_CPU_KVCACHE_SPACE": "2"})["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    cuda = ServeConfig(model_path="/m", device="cuda", gpu_memory_utilization=0.5)
+    assert "0.5" in vllm_args(cuda) and "VLLM_CPU_KVCACHE_SPACE" not in vllm_env(cuda, {})
+
+
+def test_serve_shuts_down_on_sigterm(server: Server) -> None:
+    """Last in the module: SIGTERM reaches vLLM, which exits and leaves no child behind."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert children, "rft_runtime.serve runs vLLM as a child process"
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(timeout=120)
+    assert code in (0, 128 + signal.SIGTERM), server.log.read_text()[-2000:]
+    time.sleep(1)
+    for pid in children:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )
