@@ -46,6 +46,7 @@ from .planner import (
 
 STATUS_FILE = "status.json"
 CHILDREN_FILE = "children.json"
+TIMINGS_FILE = "timings.json"  # sampler start-up and job wall times, for the benchmark
 
 
 def now() -> str:
@@ -85,6 +86,8 @@ class Process:
     log: Path
     termination: Path
     url: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    ready_after: float | None = None
 
 
 @dataclass
@@ -95,6 +98,7 @@ class LocalExecutor:
     poll_seconds: float = 1.0
     echo: Callable[[str], None] = print
     processes: dict[str, Process] = field(default_factory=dict)
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
     stopping: bool = False
 
     def __post_init__(self) -> None:
@@ -109,6 +113,7 @@ class LocalExecutor:
         self.layout = local_layout(self.workdir, self.manifest.parent.resolve(), self.claims)
         self.status = self._load_status()
         self.finished: dict[str, dict[str, Any]] = self._load(CHILDREN_FILE, {})
+        self.timings = self._load(TIMINGS_FILE, {})
         shutil.copyfile(self.manifest, self.workdir / "manifest.yaml")
 
     # -- persistence ---------------------------------------------------------------------
@@ -123,6 +128,7 @@ class LocalExecutor:
     def _save(self) -> None:
         write_json_atomic(self.workdir / STATUS_FILE, self.status.to_wire())
         write_json_atomic(self.workdir / CHILDREN_FILE, self.finished)
+        write_json_atomic(self.workdir / TIMINGS_FILE, self.timings)
 
     # -- observing -----------------------------------------------------------------------
 
@@ -149,7 +155,12 @@ class LocalExecutor:
                         message=f"exited with {code}; {self._tail(proc)}",
                     )
                 else:
-                    ready = proc.url is not None and self._healthy(proc.url)
+                    ready = proc.ready_after is not None or (
+                        proc.url is not None and self._healthy(proc.url)
+                    )
+                    if ready and proc.ready_after is None:
+                        proc.ready_after = round(time.monotonic() - proc.started, 1)
+                        self.timings[name] = {"kind": "sampler", "ready_seconds": proc.ready_after}
                     children[name] = Child(
                         name, "sampler", proc.index, "Ready" if ready else "Pending"
                     )
@@ -158,7 +169,11 @@ class LocalExecutor:
                 children[name] = Child(name, proc.kind, proc.index, "Running")
                 continue
             summary = self._termination(proc)
-            record: dict[str, Any] = {"kind": proc.kind, "index": proc.index}
+            record: dict[str, Any] = {
+                "kind": proc.kind,
+                "index": proc.index,
+                "wall_seconds": round(time.monotonic() - proc.started, 1),
+            }
             if code == 0:
                 record.update(phase="Succeeded", summary=summary)
             else:
@@ -167,6 +182,11 @@ class LocalExecutor:
                     message=failure_text(summary, f"exit code {code}; {self._tail(proc)}"),
                 )
             self.finished[name] = record
+            self.timings[name] = {
+                "kind": proc.kind,
+                "wall_seconds": record["wall_seconds"],
+                "phase": record["phase"],
+            }
             del self.processes[name]
             children[name] = Child(
                 name,

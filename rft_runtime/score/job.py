@@ -103,6 +103,25 @@ async def sample(config: ScoreJobConfig, out: Path, metrics: dict[str, Any]) -> 
     return time.monotonic() - start
 
 
+def summary_scores(
+    config: ScoreJobConfig, metrics_by_set: dict[str, Any]
+) -> tuple[dict[str, float], float | None]:
+    """'<set>/pass@<k>' for every set and k, and the primary score: the first set's first k
+    (the operator's stop rules and best checkpoint use it)."""
+    scores: dict[str, float] = {}
+    for name, metrics in metrics_by_set.items():
+        for key, value in metrics.items():
+            if key.startswith("pass@") and isinstance(value, int | float):
+                scores[f"{name}/{key}"] = float(value)
+    primary = None
+    if config.evaluation is not None and config.evaluation.sets:
+        first = config.evaluation.sets[0].name
+        primary = scores.get(f"{first}/pass@{config.evaluation.pass_at_k[0]}")
+        if primary is None:
+            primary = scores.get(f"{first}/pass@1")
+    return scores, primary
+
+
 async def run_job(config: ScoreJobConfig) -> ScoreSummary:
     """Both passes, then metrics.json; returns the termination summary."""
     out = Path(config.output_dir)
@@ -112,13 +131,11 @@ async def run_job(config: ScoreJobConfig) -> ScoreSummary:
     eval_metrics_by_set: dict[str, Any] = {}
     train: dict[str, Any] = {}
     if config.evaluation is not None:
-        seconds["eval"] = round(await evaluate(config, out, eval_metrics_by_set), 3)
+        seconds["evaluation"] = round(await evaluate(config, out, eval_metrics_by_set), 3)
     if config.train is not None:
-        seconds["sample"] = round(await sample(config, out, train), 3)
-    seconds["total"] = round(time.monotonic() - start, 3)
-
-    eval_scores = {name: m.get("pass@1", 0.0) for name, m in eval_metrics_by_set.items()}
-    eval_score = sum(eval_scores.values()) / len(eval_scores) if eval_scores else None
+        seconds["sampling"] = round(await sample(config, out, train), 3)
+    total = round(time.monotonic() - start, 3)
+    eval_scores, eval_score = summary_scores(config, eval_metrics_by_set)
     atomic_write_json(
         out / "metrics.json",
         {
@@ -127,7 +144,7 @@ async def run_job(config: ScoreJobConfig) -> ScoreSummary:
             "eval": eval_metrics_by_set,
             "eval_score": eval_score,
             "train": train or None,
-            "seconds": seconds,
+            "seconds": {**seconds, "total": total},
         },
     )
     return ScoreSummary(

@@ -276,3 +276,36 @@ async def test_suspend_stops_pods_and_resume_finishes(cluster: Any) -> None:
     assert status["observedGeneration"] == 3
     assert creations(cluster)["arith-it0-score"] == 1
     assert creations(cluster)["arith-it0-sampler"] == 2  # recreated on resume, by design
+
+
+async def test_a_regression_guard_stops_the_run(cluster: Any) -> None:
+    """The second eval set guards against regressions: when it drops more than its maxDrop
+    below the baseline, the run stops and that checkpoint is not the best."""
+    guard = {0: 0.5, 1: 0.49, 2: 0.40}
+
+    def outcome(name: str, job: dict[str, Any]) -> Outcome:
+        verdict = succeed_all(name, job)
+        k = job_index(name)
+        if verdict and name.endswith("-score"):
+            verdict[1]["evalScores"]["guard/pass@1"] = guard.get(k, 0.4)
+        return verdict
+
+    cluster.objects[RUN_KEY] = manifest(
+        evaluation={
+            "sets": [
+                {"name": "main", "uri": "pvc://data/eval.jsonl"},
+                {"name": "guard", "uri": "pvc://data/g.jsonl", "maxDrop": 0.02},
+            ]
+        }
+    )
+    async with Kubelet(str(cluster.url), outcome), operator_running():
+        await wait_for(lambda: finished(cluster), what="the run to stop")
+    status = status_of(cluster)
+    succeeded = condition(status, "Succeeded")
+    assert succeeded["reason"] == "RegressionGuard"
+    assert "eval set guard dropped 0.100 below its baseline 0.500" in succeeded["message"]
+    # scoring 2 evaluated policy 2 (tripped) and had already sampled; it is never trained
+    assert [i["index"] for i in status["iterations"]] == [0, 1, 2]
+    assert "checkpoint" not in status["iterations"][2]
+    assert status["best"]["iteration"] == 0
+    assert not exists(cluster, "jobs", "arith-it2-train")

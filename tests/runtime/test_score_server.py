@@ -183,14 +183,19 @@ def test_eval_and_sampling_write_every_output(
         sum(s["reward"] >= 1 for s in samples) / len(samples)
     )
     assert 0 < train["prompts_with_correct"] <= PROMPTS
-    assert set(metrics["seconds"]) == {"eval", "sample", "total"}
+    assert set(metrics["seconds"]) == {"evaluation", "sampling", "total"}
 
     # the termination message is the operator's view of the same numbers
     message = (tmp_path / "termination-log").read_text()
     assert len(message.encode()) < 4096
     summary = ScoreSummary.model_validate_json(message)
     assert summary.accepted == len(sft) and summary.samples == PROMPTS * N
-    assert summary.eval_scores == {"arith": pytest.approx(arith["pass@1"])}
+    assert summary.eval_scores == {
+        "arith/pass@1": pytest.approx(arith["pass@1"]),
+        "arith/pass@4": pytest.approx(arith["pass@4"]),
+    }
+    assert summary.eval_score == pytest.approx(arith["pass@1"])
+    assert set(summary.seconds) == {"evaluation", "sampling"}
     assert summary.train_pass_rate == pytest.approx(train["pass_rate"])
     assert json.loads(stdout)["accepted"] == len(sft)
 
