@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/rft ] || bash scripts/setup.sh
+[ -x .tools/bin/helm ] && [ -x .tools/bin/hadolint ] || bash scripts/install-helm.sh
 exec .venv/bin/python -m pytest "$@"
