@@ -1,7 +1,8 @@
 """Make the arithmetic data of examples/arith-smollm2.yaml (fixed seed, exact answers).
 
 train: 300 two-digit additions; eval: 200 other two-digit additions (the primary set);
-guard: 200 multiplications of a one-digit by a number up to 30 (a different operation: the regression guard).
+guard: 200 multiplications of a digit by a number up to 30 (a different operation: the
+regression guard).
 No prompt appears in two splits. Run: python examples/make_arith_data.py [OUT_DIR]
 """
 
@@ -26,8 +27,9 @@ def rows(pairs: list[tuple[int, int]], op: str, prefix: str) -> list[dict[str, s
     out = []
     for i, (a, b) in enumerate(pairs):
         value = a + b if op == "+" else a * b
-        out.append({"id": f"{prefix}-{i:04d}", "prompt": f"What is {a} {op} {b}?",
-                    "answer": str(value)})
+        out.append(
+            {"id": f"{prefix}-{i:04d}", "prompt": f"What is {a} {op} {b}?", "answer": str(value)}
+        )
     return out
 
 

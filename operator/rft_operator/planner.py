@@ -331,7 +331,11 @@ class _Planner:
             self.wait("Training", "Training", message)
         summary = self.summary(TrainSummary, job)
         item.checkpoint = self.layout.uri_of(summary.checkpoint)
-        item.durations = {**(item.durations or {}), **summary.seconds}
+        seconds = summary.seconds
+        item.durations = {
+            **(item.durations or {}),
+            "training": seconds.get("training", seconds.get("train", seconds.get("total", 0.0))),
+        }
         item.finished_at = self.now
         if not self.spec.evaluation:
             self.update_best()
