@@ -157,5 +157,25 @@ def status(directory: Path) -> None:
     click.echo(status_table(RFTRunStatus.model_validate_json(path.read_text("utf-8"))))
 
 
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="report.png",
+    show_default=True,
+)
+def report(directory: Path, out: Path) -> None:
+    """Draw eval scores and mean reward per iteration of a local run (PNG)."""
+    from .api import RFTRunStatus
+    from .report import draw
+
+    path = directory / "status.json"
+    if not path.exists():
+        raise click.ClickException(f"{path} not found: is {directory} a run directory?")
+    draw(RFTRunStatus.model_validate_json(path.read_text("utf-8")), out)
+    click.echo(f"wrote {out}")
+
+
 if __name__ == "__main__":
     main()
