@@ -131,6 +131,59 @@ CASES = [
         set_in("spec.rewards.0.tolerance", 0.1),
     ),
     Case(
+        "self.type != 'judge' || has(self.judge)",
+        both(
+            set_in("spec.rewards.0.type", "judge"),
+            set_in("spec.rewards.0.judge", {"url": "http://judge:8000/v1", "model": "m"}),
+        ),
+        set_in("spec.rewards.0.type", "judge"),
+    ),
+    Case(
+        "!has(self.judge) || self.type == 'judge'",
+        NOTHING,
+        set_in("spec.rewards.0.judge", {"url": "http://judge:8000/v1", "model": "m"}),
+    ),
+    Case(
+        "!(self.type in ['orm', 'prm']) || has(self.model)",
+        both(set_in("spec.rewards.0.type", "orm"), set_in("spec.rewards.0.model", "pvc://rm/orm")),
+        set_in("spec.rewards.0.type", "orm"),
+    ),
+    Case(
+        "!has(self.model) || self.type in",
+        set_in("spec.rewards.0.type", "embedding"),
+        set_in("spec.rewards.0.model", "file:///models/rm"),
+    ),
+    Case(
+        "(!has(self.stepSeparator) && !has(self.aggregate))",
+        both(
+            set_in("spec.rewards.0.type", "prm"),
+            set_in("spec.rewards.0.model", "pvc://rm/prm"),
+            set_in("spec.rewards.0.stepSeparator", "\n"),
+            set_in("spec.rewards.0.aggregate", "mean"),
+        ),
+        set_in("spec.rewards.0.aggregate", "last"),
+    ),
+    Case(
+        "!has(self.ignoreCase)",
+        both(set_in("spec.rewards.0.type", "contains"), set_in("spec.rewards.0.ignoreCase", True)),
+        set_in("spec.rewards.0.ignoreCase", True),
+    ),
+    Case(
+        "!has(self.code) || self.type == 'code'",
+        both(set_in("spec.rewards.0.type", "code"), set_in("spec.rewards.0.code", {})),
+        set_in("spec.rewards.0.code", {"timeoutSeconds": 5}),
+    ),
+    Case(
+        "self.length.minChars <= self.length.maxChars",
+        set_in("spec.filter.length", {"minChars": 1, "maxChars": 10}),
+        set_in("spec.filter.length", {"minChars": 10, "maxChars": 1}),
+    ),
+    Case(
+        "self.length.minWords <= self.length.maxWords",
+        set_in("spec.filter.length", {"minWords": 2, "maxWords": 2, "maxChars": 5}),
+        set_in("spec.filter.length", {"minWords": 3, "maxWords": 2}),
+    ),
+    Case(
         "!self.offloadParams || self.zeroStage == 3",
         NOTHING,
         set_in("spec.training.deepspeed.zeroStage", 2),

@@ -147,7 +147,10 @@ def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Scor
             top_p=sampler.top_p,
             max_tokens=sampler.max_tokens,
         ),
-        rewards=list(spec.rewards),
+        rewards=[
+            r.model_copy(update={"model": "file://" + layout.resolve(r.model)}) if r.model else r
+            for r in spec.rewards
+        ],
         filter=spec.filter,
         min_reward=min_reward(spec, index),
     )

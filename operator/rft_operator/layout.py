@@ -78,6 +78,7 @@ def claims_used(spec: RFTRunSpec) -> list[str]:
     uris = [spec.model.uri, spec.data.train]
     if spec.evaluation:
         uris += [s.uri for s in spec.evaluation.sets]
+    uris += [r.model for r in spec.rewards if r.model]
     claims = {u.split("://", 1)[1].split("/", 1)[0] for u in uris if u.startswith("pvc://")}
     claims.discard(spec.storage.pvc)
     return sorted(claims)

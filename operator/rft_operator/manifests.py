@@ -22,6 +22,7 @@ from rft_runtime.config.jobs import (
     ScoreJobConfig,
     ServeConfig,
     TrainJobConfig,
+    judge_key_env,
 )
 from rft_runtime.config.spec import ResourceRequirements
 
@@ -272,6 +273,16 @@ def build_score_job(
                 "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
             }
         )
+    for reward in spec.rewards:
+        judge = reward.judge
+        if judge is not None and judge.api_key_secret_ref is not None:
+            ref = judge.api_key_secret_ref
+            extra.append(
+                {
+                    "name": judge_key_env(reward.name),
+                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+                }
+            )
     container = _container(
         spec,
         "score",

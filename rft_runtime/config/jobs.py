@@ -8,6 +8,7 @@ run storage). Each job answers with a short summary (under 4 KiB) on the termina
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -188,6 +189,12 @@ def load_config(model: type[ConfigT], path: str | Path) -> ConfigT:
             raise FileNotFoundError(f"job config variable {text[4:]} is not set")
         return model.model_validate_json(raw)
     return model.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def judge_key_env(reward_name: str) -> str:
+    """The environment variable holding the API key of the judge reward `reward_name` (the
+    operator fills it from the reward's apiKeySecretRef)."""
+    return "RFT_JUDGE_API_KEY_" + re.sub(r"[^A-Z0-9]", "_", reward_name.upper())
 
 
 def iteration_dir(run_dir: str | Path, iteration: int) -> Path:

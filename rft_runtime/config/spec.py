@@ -175,7 +175,64 @@ class SamplerSpec(ApiModel):
     )
 
 
-RewardType = Literal["math", "exact", "normalized", "numeric", "regex", "python"]
+RewardType = Literal[
+    "math",
+    "exact",
+    "normalized",
+    "numeric",
+    "regex",
+    "python",
+    "contains",
+    "fuzzy",
+    "bleu",
+    "rouge",
+    "embedding",
+    "code",
+    "judge",
+    "orm",
+    "prm",
+]
+MODEL_REWARD_TYPES = ("orm", "prm", "embedding")
+
+
+class CodeSpec(ApiModel):
+    """Limits of the sandbox that runs model-written code against the row's tests (type: code)."""
+
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Wall-clock limit for all tests of one completion."
+    )
+    memory_mb: int = Field(
+        1024, ge=64, le=65536, description="Address-space limit of the sandboxed process (MiB)."
+    )
+    max_tests: int = Field(100, ge=1, le=10000, description="Run at most this many test cases.")
+
+
+class JudgeSpec(ApiModel):
+    """An LLM judge behind an OpenAI-compatible chat endpoint (type: judge)."""
+
+    url: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        max_length=2048,
+        description="Base URL of an OpenAI-compatible API, e.g. https://host/v1.",
+    )
+    model: str = Field(min_length=1, max_length=256, description="Model name the endpoint serves.")
+    rubric: str = Field(
+        "Rate how correct and helpful the response is.",
+        min_length=1,
+        max_length=16384,
+        description="What the judge grades; the reply must end with 'SCORE: <number>'.",
+    )
+    max_score: float = Field(
+        10.0, gt=0, le=1000, description="Top of the judge's scale; scores are divided by it."
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        None, description="Secret key holding the API key (sent as a bearer token)."
+    )
+    temperature: float = Field(0.0, ge=0, le=2, description="Judge sampling temperature.")
+    max_tokens: int = Field(512, ge=1, le=32768, description="Longest judge reply.")
+    timeout_seconds: float = Field(60.0, gt=0, le=3600, description="Timeout of one request.")
+    max_retries: int = Field(3, ge=0, le=20, description="Retries on errors, with backoff.")
+    concurrency: int = Field(8, ge=1, le=256, description="Judge requests in flight.")
 
 
 class RewardSpec(ApiModel):
@@ -210,6 +267,46 @@ class RewardSpec(ApiModel):
                 "rewards[].tolerance is only used by type numeric; remove it or set type: numeric",
                 ".tolerance",
             ),
+            cel(
+                "self.type != 'judge' || has(self.judge)",
+                "rewards[].judge is required when type is judge; add judge: {url: "
+                "https://host/v1, model: <served model>, rubric: <what to grade>}",
+                ".judge",
+            ),
+            cel(
+                "!has(self.judge) || self.type == 'judge'",
+                "rewards[].judge is only used by type judge; remove it or set type: judge",
+                ".judge",
+            ),
+            cel(
+                "!(self.type in ['orm', 'prm']) || has(self.model)",
+                "rewards[].model is required when type is orm or prm; add model: "
+                "pvc://<claim>/<reward model dir> (a sequence-classification model)",
+                ".model",
+            ),
+            cel(
+                "!has(self.model) || self.type in ['orm', 'prm', 'embedding']",
+                "rewards[].model is only used by types orm, prm and embedding; remove it or "
+                "change type",
+                ".model",
+            ),
+            cel(
+                "(!has(self.stepSeparator) && !has(self.aggregate)) || self.type == 'prm'",
+                "rewards[].stepSeparator and rewards[].aggregate are only used by type prm; "
+                "remove them or set type: prm",
+                ".stepSeparator",
+            ),
+            cel(
+                "!has(self.ignoreCase) || self.type in ['exact', 'contains']",
+                "rewards[].ignoreCase is only used by types exact and contains; remove it or "
+                "change type",
+                ".ignoreCase",
+            ),
+            cel(
+                "!has(self.code) || self.type == 'code'",
+                "rewards[].code is only used by type code; remove it or set type: code",
+                ".code",
+            ),
         )
     )
 
@@ -231,14 +328,188 @@ class RewardSpec(ApiModel):
         description="Python source defining reward(prompt, completion, answer) -> float "
         "(type: python); runs in a sandbox without network.",
     )
+    answer_field: FieldName | None = Field(
+        None,
+        description="Row column this reward compares against instead of data.answerField "
+        "(e.g. tests for type code); lists and objects arrive as JSON.",
+    )
+    ignore_case: bool | None = Field(
+        None, description="Compare case-insensitively (types exact, contains)."
+    )
+    model: Uri | None = Field(
+        None,
+        description="Reward model directory (types orm, prm: a sequence-classification model; "
+        "embedding: a sentence-embedding model, default the bundled all-MiniLM-L6-v2); " + URI_HELP,
+    )
+    step_separator: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Splits a completion into reasoning steps (type prm; default a blank line).",
+    )
+    aggregate: Literal["min", "last", "mean"] | None = Field(
+        None, description="How per-step scores combine (type prm; default min)."
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Sequences per forward pass (types orm, prm, embedding; default 16).",
+    )
+    max_length: int | None = Field(
+        None,
+        ge=16,
+        le=131072,
+        description="Tokens per scored sequence, longer are truncated (types orm, prm, "
+        "embedding; default 2048).",
+    )
+    code: CodeSpec | None = Field(
+        None, description="Sandbox limits (type code; tests come from the reference answer)."
+    )
+    judge: JudgeSpec | None = Field(None, description="The judge endpoint and rubric (type judge).")
 
 
 def _default_rewards() -> list[RewardSpec]:
     return [RewardSpec(name="answer", type="math", weight=1.0)]
 
 
+class NearDuplicateSpec(ApiModel):
+    """Near-duplicate removal among one prompt's completions (the first of a cluster stays)."""
+
+    method: Literal["shingles", "embedding"] = Field(
+        "shingles",
+        description="shingles: Jaccard similarity of word n-grams; embedding: cosine "
+        "similarity of sentence embeddings (bundled all-MiniLM-L6-v2).",
+    )
+    threshold: float = Field(
+        0.8, gt=0, le=1, description="Drop a completion this similar to an earlier kept one."
+    )
+    shingle_size: int = Field(3, ge=1, le=16, description="Words per shingle (method shingles).")
+
+
+LanguageCode = Literal[
+    "af",
+    "ar",
+    "az",
+    "be",
+    "bg",
+    "bn",
+    "bs",
+    "ca",
+    "cs",
+    "cy",
+    "da",
+    "de",
+    "el",
+    "en",
+    "eo",
+    "es",
+    "et",
+    "eu",
+    "fa",
+    "fi",
+    "fr",
+    "ga",
+    "gu",
+    "he",
+    "hi",
+    "hr",
+    "hu",
+    "hy",
+    "id",
+    "is",
+    "it",
+    "ja",
+    "ka",
+    "kk",
+    "ko",
+    "la",
+    "lg",
+    "lt",
+    "lv",
+    "mi",
+    "mk",
+    "mn",
+    "mr",
+    "ms",
+    "nb",
+    "nl",
+    "nn",
+    "pa",
+    "pl",
+    "pt",
+    "ro",
+    "ru",
+    "sk",
+    "sl",
+    "sn",
+    "so",
+    "sq",
+    "sr",
+    "st",
+    "sv",
+    "sw",
+    "ta",
+    "te",
+    "th",
+    "tl",
+    "tn",
+    "tr",
+    "ts",
+    "uk",
+    "ur",
+    "vi",
+    "xh",
+    "yo",
+    "zh",
+    "zu",
+]
+"""ISO 639-1 codes of the languages the language filter (lingua) detects."""
+
+
+class LanguageSpec(ApiModel):
+    """Keep completions detected as one of these languages."""
+
+    allowed: list[LanguageCode] = Field(
+        min_length=1,
+        max_length=75,
+        description="ISO 639-1 codes, e.g. [en] or [en, de].",
+    )
+    min_chars: int = Field(
+        20, ge=0, le=100000, description="Shorter completions are kept without detection."
+    )
+
+
+class LengthSpec(ApiModel):
+    """Length limits of a kept completion (characters and whitespace-separated words)."""
+
+    min_chars: int | None = Field(None, ge=0, description="Drop completions shorter than this.")
+    max_chars: int | None = Field(None, ge=1, description="Drop completions longer than this.")
+    min_words: int | None = Field(None, ge=0, description="Drop completions with fewer words.")
+    max_words: int | None = Field(None, ge=1, description="Drop completions with more words.")
+
+
 class FilterSpec(ApiModel):
     """Which scored samples become training data."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!has(self.length) || !has(self.length.minChars) || "
+                "!has(self.length.maxChars) || self.length.minChars <= self.length.maxChars",
+                "filter.length.minChars is above filter.length.maxChars; lower minChars or "
+                "raise maxChars",
+                ".length.minChars",
+            ),
+            cel(
+                "!has(self.length) || !has(self.length.minWords) || "
+                "!has(self.length.maxWords) || self.length.minWords <= self.length.maxWords",
+                "filter.length.minWords is above filter.length.maxWords; lower minWords or "
+                "raise maxWords",
+                ".length.minWords",
+            ),
+        )
+    )
 
     min_reward: float = Field(1.0, description="Keep samples whose total reward is at least this.")
     min_reward_schedule: list[float] | None = Field(
@@ -257,6 +528,13 @@ class FilterSpec(ApiModel):
     rejected: Literal["none", "lowest"] = Field(
         "none", description="Also keep a rejected sample per chosen one (needed by DPO)."
     )
+    near_duplicates: NearDuplicateSpec | None = Field(
+        None, description="Also drop near-duplicate completions of the same prompt."
+    )
+    language: LanguageSpec | None = Field(
+        None, description="Drop completions not written in one of these languages."
+    )
+    length: LengthSpec | None = Field(None, description="Drop completions too short or too long.")
 
 
 class LoraSpec(ApiModel):

@@ -1,23 +1,30 @@
 """Reward functions: one file per type, one registry, one way to combine them.
 
 Each reward is a small pure function `(spec, prompt, completion, answer) -> RewardResult`
-(per item). `score_batch` gives the TRL-style batch view. A new reward type is a new file
-plus one entry in `REGISTRY` (and in `spec.RewardType`).
+(per item). Rewards that gain from batching (models, network, parallel sandboxes) also
+have a batch form in `BATCHED`, which `score_batch` uses for all completions of a call.
+A new reward type is a new file plus one entry in `REGISTRY` (and in `spec.RewardType`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..config.spec import RewardSpec
-from .base import RewardResult, SafeRewardFn, guarded
+from .base import RewardResult, SafeBatchRewardFn, SafeRewardFn, guarded, guarded_batch, zero
+from .code import code_reward, code_rewards
+from .embedding import embedding_reward, embedding_rewards
 from .exact import exact_reward
+from .judge import judge_reward, judge_rewards
 from .math_equiv import math_reward
 from .normalized import normalized_reward
 from .numeric import numeric_reward
 from .python import python_reward
 from .regex import regex_reward
+from .reward_models import orm_reward, orm_rewards, prm_reward, prm_rewards
+from .similarity import bleu_reward, contains_reward, fuzzy_reward, rouge_reward
 
 REGISTRY: dict[str, SafeRewardFn] = {
     "math": guarded(math_reward),
@@ -26,6 +33,23 @@ REGISTRY: dict[str, SafeRewardFn] = {
     "numeric": guarded(numeric_reward),
     "regex": guarded(regex_reward),
     "python": guarded(python_reward),
+    "contains": guarded(contains_reward),
+    "fuzzy": guarded(fuzzy_reward),
+    "bleu": guarded(bleu_reward),
+    "rouge": guarded(rouge_reward),
+    "embedding": guarded(embedding_reward),
+    "code": guarded(code_reward),
+    "judge": guarded(judge_reward),
+    "orm": guarded(orm_reward),
+    "prm": guarded(prm_reward),
+}
+
+BATCHED: dict[str, SafeBatchRewardFn] = {
+    "embedding": guarded_batch(embedding_rewards),
+    "code": guarded_batch(code_rewards),
+    "judge": guarded_batch(judge_rewards),
+    "orm": guarded_batch(orm_rewards),
+    "prm": guarded_batch(prm_rewards),
 }
 
 
@@ -40,20 +64,53 @@ class Scored:
 
 
 def score_one(
-    specs: Sequence[RewardSpec], prompt: str, completion: object, answer: object
+    specs: Sequence[RewardSpec],
+    prompt: str,
+    completion: object,
+    answer: object,
+    columns: Mapping[str, object] | None = None,
 ) -> Scored:
     """Weighted sum of all rewards; a `gate` reward at 0 zeroes the total."""
-    values: dict[str, float] = {}
-    reasons: dict[str, str] = {}
-    total, gated = 0.0, False
-    for spec in specs:
-        result = REGISTRY[spec.type](spec, prompt, completion, answer)
-        values[spec.name] = result.value
-        if result.reason:
-            reasons[spec.name] = result.reason
-        total += spec.weight * result.value
-        gated = gated or (spec.gate and result.value == 0.0)
-    return Scored(0.0 if gated else total, values, reasons, gated)
+    return score_batch(specs, [prompt], [completion], [answer], [columns or {}])[0]
+
+
+def reference_of(spec: RewardSpec, answer: object, columns: Mapping[str, object]) -> object:
+    """The reward's reference: the row's answer, or its `answerField` column (lists and
+    objects as JSON); a missing column is a `RewardResult` saying so."""
+    if spec.answer_field is None:
+        return answer
+    if spec.answer_field not in columns:
+        return zero(
+            f"row has no column {spec.answer_field!r} (rewards[{spec.name}].answerField); "
+            "add it to the data or fix answerField"
+        )
+    value = columns[spec.answer_field]
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+def _results(
+    spec: RewardSpec,
+    prompts: Sequence[str],
+    completions: Sequence[object],
+    references: Sequence[object],
+) -> list[RewardResult]:
+    missing = {i: r for i, r in enumerate(references) if isinstance(r, RewardResult)}
+    todo = [i for i in range(len(completions)) if i not in missing]
+    batched = BATCHED.get(spec.type)
+    if batched is not None:
+        done = batched(
+            spec,
+            [prompts[i] for i in todo],
+            [completions[i] for i in todo],
+            [references[i] for i in todo],
+        )
+    else:
+        single = REGISTRY[spec.type]
+        done = [single(spec, prompts[i], completions[i], references[i]) for i in todo]
+    by_index = {**missing, **dict(zip(todo, done, strict=True))}
+    return [by_index[i] for i in range(len(completions))]
 
 
 def score_batch(
@@ -61,11 +118,37 @@ def score_batch(
     prompts: Sequence[str],
     completions: Sequence[object],
     answers: Sequence[object],
+    columns: Sequence[Mapping[str, object]] | None = None,
 ) -> list[Scored]:
-    """TRL-style batch scoring: one `Scored` per (prompt, completion, answer)."""
-    return [
-        score_one(specs, p, c, a) for p, c, a in zip(prompts, completions, answers, strict=True)
+    """TRL-style batch scoring: one `Scored` per (prompt, completion, answer); batched
+    rewards see the whole batch at once. `columns` are the rows' other fields."""
+    count = len(completions)
+    if not (len(prompts) == len(answers) == count):
+        raise ValueError("prompts, completions and answers differ in length")
+    rows = list(columns) if columns is not None else [{} for _ in range(count)]
+    per_spec = [
+        _results(
+            spec,
+            prompts,
+            completions,
+            [reference_of(spec, a, r) for a, r in zip(answers, rows, strict=True)],
+        )
+        for spec in specs
     ]
+    scored = []
+    for index in range(count):
+        values: dict[str, float] = {}
+        reasons: dict[str, str] = {}
+        total, gated = 0.0, False
+        for spec, results in zip(specs, per_spec, strict=True):
+            result = results[index]
+            values[spec.name] = result.value
+            if result.reason:
+                reasons[spec.name] = result.reason
+            total += spec.weight * result.value
+            gated = gated or (spec.gate and result.value == 0.0)
+        scored.append(Scored(0.0 if gated else total, values, reasons, gated))
+    return scored
 
 
 def is_correct(specs: Sequence[RewardSpec], scored: Scored) -> bool:
@@ -79,6 +162,7 @@ def is_correct(specs: Sequence[RewardSpec], scored: Scored) -> bool:
 
 
 __all__ = [
+    "BATCHED",
     "REGISTRY",
     "RewardResult",
     "Scored",

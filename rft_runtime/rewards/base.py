@@ -6,7 +6,7 @@ sample cannot fail a scoring Job that has already paid for thousands of generati
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..config.spec import RewardSpec
@@ -78,6 +78,72 @@ def guarded(fn: RewardFn) -> SafeRewardFn:
         if value != value or value in (float("inf"), float("-inf")):
             return zero("reward is not a finite number")
         return RewardResult(value, result.reason)
+
+    wrapper.__name__ = getattr(fn, "__name__", "reward")
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+BatchRewardFn = Callable[
+    [RewardSpec, Sequence[str], Sequence[str], Sequence[str]], list[RewardResult]
+]
+"""(spec, prompts, completions, answers) -> one result per item, on clean text (batched
+model or network rewards)."""
+
+SafeBatchRewardFn = Callable[
+    [RewardSpec, Sequence[object], Sequence[object], Sequence[object]], list[RewardResult]
+]
+
+
+def _finite(result: RewardResult) -> RewardResult:
+    value = float(result.value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return zero("reward is not a finite number")
+    return RewardResult(value, result.reason)
+
+
+def guarded_batch(fn: BatchRewardFn) -> SafeBatchRewardFn:
+    """The batch form of `guarded`: unscorable items get 0 with a reason and the rest go to
+    `fn` in one call; an exception scores every item of the call 0 with its reason."""
+
+    def wrapper(
+        spec: RewardSpec,
+        prompts: Sequence[object],
+        completions: Sequence[object],
+        answers: Sequence[object],
+    ) -> list[RewardResult]:
+        results: list[RewardResult | None] = []
+        clean: list[tuple[int, str, str, str]] = []
+        for index, (prompt, completion, answer) in enumerate(
+            zip(prompts, completions, answers, strict=True)
+        ):
+            text, why = as_text(completion)
+            if text is None:
+                results.append(zero(f"completion {why}"))
+                continue
+            if not text.strip():
+                results.append(zero("empty completion"))
+                continue
+            gold, why = as_text(answer)
+            if gold is None:
+                results.append(zero(f"answer {why}"))
+                continue
+            prompt_text, _ = as_text(prompt)
+            results.append(None)
+            clean.append((index, prompt_text or "", text, gold))
+        if clean:
+            try:
+                scored = fn(
+                    spec, [c[1] for c in clean], [c[2] for c in clean], [c[3] for c in clean]
+                )
+                if len(scored) != len(clean):
+                    raise ValueError(f"{len(scored)} results for {len(clean)} items")
+                filled = [_finite(r) for r in scored]
+            except Exception as exc:  # a reward must never crash the Job
+                filled = [zero(f"{type(exc).__name__}: {exc}"[:300])] * len(clean)
+            for (index, *_), result in zip(clean, filled, strict=True):
+                results[index] = result
+        return [r if r is not None else zero("not scored") for r in results]
 
     wrapper.__name__ = getattr(fn, "__name__", "reward")
     wrapper.__doc__ = fn.__doc__

@@ -1,4 +1,4 @@
-"""type: exact — the stripped completion equals the reference answer."""
+"""type: exact — the stripped completion equals the reference answer (`ignoreCase` optional)."""
 
 from __future__ import annotations
 
@@ -7,4 +7,7 @@ from .base import RewardResult
 
 
 def exact_reward(spec: RewardSpec, prompt: str, completion: str, answer: str) -> RewardResult:
-    return RewardResult(1.0 if completion.strip() == answer.strip() else 0.0)
+    got, want = completion.strip(), answer.strip()
+    if spec.ignore_case:
+        got, want = got.casefold(), want.casefold()
+    return RewardResult(1.0 if got == want else 0.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ class PromptRow:
     id: str
     prompt: str
     answer: str
+    columns: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """The row's other fields (rewards with `answerField` read them, e.g. `tests`)."""
 
 
 def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -85,5 +87,8 @@ def load_prompts(source: PromptSource) -> list[PromptRow]:
                 f"{source.path}: duplicate id {key!r} in field {source.id_field}"
             )
         seen.add(key)
-        rows.append(PromptRow(key, str(row[source.prompt_field]), str(row[source.answer_field])))
+        columns = {k: v for k, v in row.items() if k not in (source.prompt_field,)}
+        rows.append(
+            PromptRow(key, str(row[source.prompt_field]), str(row[source.answer_field]), columns)
+        )
     return rows

@@ -136,6 +136,7 @@ def train_metrics(
         "kept": len(result.kept),
         "pairs": len(result.pairs),
         "duplicates": result.duplicates,
+        "dropped_by_filter": dict(result.dropped),
         "dropped_easy": len(result.dropped_easy),
         "tokens": sum(int(r.get("tokens", 0)) for r in records),
         "threshold": threshold,

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config.jobs import PromptFormat
 from ..config.spec import RewardSpec
-from ..rewards import is_correct, score_one
+from ..rewards import is_correct, score_batch
 from .client import EndpointClient, Generation, RequestRejected
 from .data import PromptRow
 from .formatting import request_body
@@ -44,10 +44,17 @@ def build_record(
     """The progress record of one prompt: every completion with its rewards (pure)."""
     completions = []
     if generation is not None:
-        for index, (text, finish) in enumerate(
-            zip(generation.texts, generation.finish_reasons, strict=True)
+        count = len(generation.texts)
+        batch = score_batch(
+            specs,
+            [row.prompt] * count,
+            generation.texts,
+            [row.answer] * count,
+            [row.columns] * count,
+        )
+        for index, (text, finish, scored) in enumerate(
+            zip(generation.texts, generation.finish_reasons, batch, strict=True)
         ):
-            scored = score_one(specs, row.prompt, text, row.answer)
             completions.append(
                 {
                     "index": index,

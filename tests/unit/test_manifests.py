@@ -183,3 +183,37 @@ def test_single_node_training_uses_the_deepspeed_cli() -> None:
     command = train["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[0] == "deepspeed" and "--num_gpus=1" in command
     assert train["spec"]["completions"] == 1
+
+
+def test_judge_keys_and_reward_models_reach_the_scoring_pod() -> None:
+    manifest = load_yaml(ROOT / "examples" / "minimal.yaml")
+    manifest["spec"]["rewards"] = [
+        {"name": "answer", "type": "math"},
+        {
+            "name": "style",
+            "type": "judge",
+            "weight": 0.2,
+            "judge": {
+                "url": "https://judge/v1",
+                "model": "big",
+                "rubric": "Is it polite?",
+                "apiKeySecretRef": {"name": "judge-secret", "key": "token"},
+            },
+        },
+        {"name": "rm", "type": "orm", "weight": 0.5, "model": "pvc://reward-models/orm-1"},
+    ]
+    score = objects_for(manifest)[2]
+    env = env_of(score)
+    assert env["RFT_JUDGE_API_KEY_STYLE"]["valueFrom"] == {
+        "secretKeyRef": {"name": "judge-secret", "key": "token"}
+    }
+    config = ScoreJobConfig.model_validate_json(env["RFT_JOB_CONFIG"]["value"])
+    assert config.rewards[2].model == "file:///mnt/pvc/reward-models/orm-1"
+    pod = score["spec"]["template"]["spec"]
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert "reward-models" in claims
+    kubernetes_validate.validate(score, K8S_VERSION, strict=True)
