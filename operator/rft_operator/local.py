@@ -8,6 +8,7 @@ the same command again resumes where it stopped (finished stages are not redone)
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -47,6 +48,10 @@ from .planner import (
 STATUS_FILE = "status.json"
 CHILDREN_FILE = "children.json"
 TIMINGS_FILE = "timings.json"  # sampler start-up and job wall times, for the benchmark
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def now() -> str:
@@ -315,15 +320,18 @@ class LocalExecutor:
                 self.echo(f"{marker} {reason}: {message}")
 
     def stop(self, name: str, grace: float = 30.0) -> None:
+        """SIGTERM the child's process group, then SIGKILL whatever of it is left (a launcher
+        may exit before the workers it started)."""
         proc = self.processes.pop(name, None)
-        if proc is None or proc.popen.poll() is not None:
+        if proc is None:
             return
-        os.killpg(proc.popen.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.popen.pid, signal.SIGKILL)
-            proc.popen.wait()
+        proc.popen.wait()
 
     def stop_all(self) -> None:
         for name in list(self.processes):
@@ -346,13 +354,20 @@ class LocalExecutor:
         return self.status.stage in ("Succeeded", "Failed", "Suspended")
 
     def run_until_done(self) -> RFTRunStatus:
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        """Step until the run ends; Ctrl-C (or SIGTERM) stops every child and keeps state.
+
+        SIGINT gets an explicit handler: a process started in the background by a
+        non-interactive shell inherits SIGINT as ignored, and Python then never raises
+        KeyboardInterrupt."""
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, _interrupt)
         try:
             while not self.step():
                 time.sleep(self.poll_seconds)
         finally:
             self.stop_all()
             self._save()
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return self.status

@@ -4,6 +4,7 @@ training and resumed, and it must raise held-out pass@1 by at least 30 points.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from ..conftest import ROOT
@@ -56,6 +58,17 @@ def wait_for_stage(
     raise AssertionError(f"no {stage} stage within {timeout} s")
 
 
+def stop_tree(pid: int) -> None:
+    """Kill a run and everything it started, whatever happened (never leak servers)."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    for proc in [*root.children(recursive=True), root]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+
+
 @pytest.mark.slow
 def test_arith_rft_gains_thirty_points_and_resumes_after_an_interrupt(tmp_path: Path) -> None:
     workdir = tmp_path / "run"
@@ -77,8 +90,7 @@ def test_arith_rft_gains_thirty_points_and_resumes_after_an_interrupt(tmp_path: 
         first.send_signal(signal.SIGINT)
         assert first.wait(timeout=120) == 130
     finally:
-        if first.poll() is None:
-            first.kill()
+        stop_tree(first.pid)
     interrupted = status(workdir)
     assert interrupted["stage"] == "Training" and interrupted.get("iteration", 0) == 0
     samples = workdir / "it-0" / "samples.jsonl"

@@ -44,7 +44,7 @@ async def cluster(kmock: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 @contextlib.asynccontextmanager
 async def operator_running() -> AsyncIterator[KopfRunner]:
     """Start the real operator (kopf run) in a worker thread; stop it on exit."""
-    runner = KopfRunner(["run", "-A", "--standalone", "-m", "rft_operator.handlers"], timeout=60)
+    runner = KopfRunner(["run", "-A", "--standalone", "-m", "rft_operator.handlers"], timeout=180)
     await asyncio.to_thread(runner.__enter__)
     try:
         yield runner

@@ -80,7 +80,7 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
 
 
-async def wait_for(predicate: Any, timeout: float = 60.0, what: str = "") -> None:
+async def wait_for(predicate: Any, timeout: float = 180.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
