@@ -54,6 +54,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def release_build_locks(since: float) -> None:
+    """A training process killed while DeepSpeed JIT-compiles an op leaves torch's build
+    lock file behind, and the resumed run would wait on it forever: remove the locks that
+    the killed process created (pods start from a clean filesystem; local runs do not)."""
+    roots = [Path.home() / ".cache" / "torch_extensions"]
+    if os.environ.get("TORCH_EXTENSIONS_DIR"):
+        roots.append(Path(os.environ["TORCH_EXTENSIONS_DIR"]))
+    for root in roots:
+        for lock in [*root.glob("*/lock"), *root.glob("*/*/lock")]:
+            with contextlib.suppress(OSError):
+                if lock.stat().st_mtime >= since - 1:
+                    lock.unlink()
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -92,6 +106,7 @@ class Process:
     termination: Path
     url: str | None = None
     started: float = field(default_factory=time.monotonic)
+    started_wall: float = field(default_factory=time.time)
     ready_after: float | None = None
 
 
@@ -332,6 +347,8 @@ class LocalExecutor:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.popen.pid, signal.SIGKILL)
         proc.popen.wait()
+        if proc.kind == "train":
+            release_build_locks(proc.started_wall)
 
     def stop_all(self) -> None:
         for name in list(self.processes):

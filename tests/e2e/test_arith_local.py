@@ -58,6 +58,17 @@ def wait_for_stage(
     raise AssertionError(f"no {stage} stage within {timeout} s")
 
 
+def wait_for_text(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"run exited ({proc.returncode}) before printing {text!r}")
+        time.sleep(1)
+    raise AssertionError(f"{text!r} not printed within {timeout} s")
+
+
 def stop_tree(pid: int) -> None:
     """Kill a run and everything it started, whatever happened (never leak servers)."""
     try:
@@ -86,7 +97,7 @@ def test_arith_rft_gains_thirty_points_and_resumes_after_an_interrupt(tmp_path: 
     first = subprocess.Popen(command(workdir), cwd=ROOT, stdout=first_log, stderr=subprocess.STDOUT)
     try:
         wait_for_stage(workdir, first, "Training", timeout=1500)
-        time.sleep(30)  # let training take a few steps
+        wait_for_text(tmp_path / "first.log", "rft.train step", first, timeout=900)
         first.send_signal(signal.SIGINT)
         assert first.wait(timeout=120) == 130
     finally:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rft_operator.api import BaselineStatus, BestStatus, IterationStatus, RFTRunStatus
 from rft_operator.local import local_layout
 from rft_operator.table import status_table
@@ -95,3 +97,22 @@ def test_operator_entry_point_has_help() -> None:
     )
     assert result.returncode == 0
     assert "--all-namespaces" in result.stdout and "--metrics-port" in result.stdout
+
+
+def test_release_build_locks_removes_only_locks_of_the_killed_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import time
+
+    from rft_operator.local import release_build_locks
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    old, new = tmp_path / "op_a" / "lock", tmp_path / "op_b" / "lock"
+    for lock in (old, new):
+        lock.parent.mkdir()
+        lock.write_text("")
+    started = time.time()
+    os.utime(old, (started - 600, started - 600))  # another run's lock, older
+    release_build_locks(started)
+    assert old.exists() and not new.exists()
