@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+
 from .api import Condition
+
+
+def now() -> str:
+    """The current time as Kubernetes writes it in status (RFC 3339, seconds, UTC)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 CONDITION_TYPES = ("Ready", "Sampling", "Training", "Succeeded", "Failed", "Suspended")
 

@@ -8,7 +8,6 @@ any moment, and it never starts a child twice (deterministic names, create toler
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
 import logging
 import os
@@ -19,6 +18,7 @@ import kopf
 from pydantic import ValidationError
 
 from . import api
+from .conditions import now
 from .kube import FIELD_MANAGER, Kube, KubeError, object_path
 from .layout import cluster_layout
 from .manifests import (
@@ -58,10 +58,6 @@ SERVER_OVERRIDE = "RFT_KUBE_SERVER"  # talk to this API server without credentia
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
 _kube: Kube | None = None
 MANAGED = {"app.kubernetes.io/managed-by": MANAGER}
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @kopf.on.startup()

@@ -9,7 +9,6 @@ the same command again resumes where it stopped (finished stages are not redone)
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from rft_runtime.commands import score_command, serve_command, train_command
 from rft_runtime.models import cache_root
 
 from .api import RFTRun, RFTRunStatus
+from .conditions import now
 from .layout import Layout
 from .planner import (
     Child,
@@ -66,10 +66,6 @@ def release_build_locks(since: float) -> None:
             with contextlib.suppress(OSError):
                 if lock.stat().st_mtime >= since - 1:
                     lock.unlink()
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
