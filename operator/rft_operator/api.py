@@ -165,6 +165,10 @@ class RFTRunStatus(ApiModel):
     best: BestStatus | None = None
     start_time: str | None = None
     completion_time: str | None = None
+    retry: str | None = Field(
+        None,
+        description="The last rft.dev/retry annotation value acted on (retry of a Failed run).",
+    )
 
 
 class ObjectMeta(ApiModel):

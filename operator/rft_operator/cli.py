@@ -110,10 +110,22 @@ def models_prepare(name: str) -> None:
     "pvcs",
     multiple=True,
     metavar="CLAIM=DIR",
-    help="Local folder for pvc://CLAIM/... (default: models -> the model cache, "
-    "others -> the folder of that name next to the manifest).",
+    help="Local folder for pvc://CLAIM/... (default: the run storage claim -> WORKDIR/storage, "
+    "models -> the model cache, others -> the folder of that name next to the manifest).",
 )
-def run(file: Path, local: bool, workdir: Path | None, pvcs: tuple[str, ...]) -> None:
+@click.option(
+    "--secrets",
+    "secrets_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Secrets for secretKeyRef env values, as files DIR/<secret name>/<key>.",
+)
+def run(
+    file: Path,
+    local: bool,
+    workdir: Path | None,
+    pvcs: tuple[str, ...],
+    secrets_dir: Path | None,
+) -> None:
     """Run an RFTRun manifest end to end with the operator's plan, as local processes."""
     from .local import LocalExecutor
     from .table import status_table
@@ -126,13 +138,21 @@ def run(file: Path, local: bool, workdir: Path | None, pvcs: tuple[str, ...]) ->
         raise click.ClickException(f"{file}: fix the manifest first (`rft validate {file}`)")
     claims = dict(p.split("=", 1) for p in pvcs)
     name = documents[0]["metadata"]["name"]
-    executor = LocalExecutor(
-        file,
-        workdir or Path("rft-runs") / name,
-        claims=claims,
-        echo=lambda line: click.echo(line, err=True),
+    try:
+        executor = LocalExecutor(
+            file,
+            workdir or Path("rft-runs") / name,
+            claims=claims,
+            secrets_dir=secrets_dir,
+            echo=lambda line: click.echo(line, err=True),
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"==> RFTRun {name} in {executor.workdir} (outputs: {executor.run_dir}; "
+        "Ctrl-C stops; rerun resumes)",
+        err=True,
     )
-    click.echo(f"==> RFTRun {name} in {executor.workdir} (Ctrl-C stops; rerun resumes)", err=True)
     try:
         status = executor.run_until_done()
     except KeyboardInterrupt:

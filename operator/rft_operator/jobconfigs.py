@@ -183,6 +183,7 @@ def train_config(
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         max_seq_len=training.max_seq_len,
         beta=training.beta,
+        checkpoint_every_steps=training.checkpoint_every_steps,
         precision=training.precision,
         deepspeed=training.deepspeed,
         nodes=training.nodes,

@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import kopf
 
+from .client import NotFound
+
 FIELD_MANAGER = "rft-operator"
 USER_AGENT = "rft-operator"  # tells the operator's own API calls apart (RBAC tests)
 
@@ -26,6 +28,7 @@ PLURALS = {
     ("batch/v1", "Job"): "jobs",
     ("v1", "Pod"): "pods",
     ("v1", "Event"): "events",
+    ("v1", "Secret"): "secrets",
     ("rft.dev/v1alpha1", "RFTRun"): "rftruns",
 }
 
@@ -36,9 +39,11 @@ class KubeError(Exception):
         self.status = status
 
 
-def collection_path(api_version: str, kind: str, namespace: str) -> str:
+def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
+    """The collection URL; namespace None: across all namespaces."""
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    return f"{prefix}/namespaces/{namespace}/{PLURALS[(api_version, kind)]}"
+    scope = f"/namespaces/{namespace}" if namespace is not None else ""
+    return f"{prefix}{scope}/{PLURALS[(api_version, kind)]}"
 
 
 def object_path(api_version: str, kind: str, namespace: str, name: str) -> str:
@@ -120,23 +125,18 @@ class Kube:
             result: dict[str, Any] = await response.json(content_type=None)
             return result
 
-    async def list(
-        self, api_version: str, kind: str, namespace: str, selector: dict[str, str]
-    ) -> list[dict[str, Any]]:
-        """Objects matching the labels (filtered here too: emulators may ignore selectors)."""
-        params = {"labelSelector": ",".join(f"{k}={v}" for k, v in selector.items())}
-        answer = await self.request(
-            "GET", collection_path(api_version, kind, namespace), params=params
-        )
-        items: list[dict[str, Any]] = answer.get("items", [])
-        return [
-            item
-            for item in items
-            if all(
-                (item.get("metadata", {}).get("labels") or {}).get(k) == v
-                for k, v in selector.items()
-            )
-        ]
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        try:
+            return await self.request("GET", object_path(api_version, kind, namespace, name))
+        except KubeError as error:
+            if error.status == 404:
+                raise NotFound(f"{kind} {namespace}/{name}") from error
+            raise
+
+    async def list_all(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        answer = await self.request("GET", collection_path(api_version, kind, None))
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return items
 
     async def create(self, obj: dict[str, Any]) -> bool:
         """Create `obj`; False if it already exists (a restarted operator re-creating it)."""
@@ -168,8 +168,26 @@ class Kube:
             # API servers create on apply; emulators without apply support answer 404.
             await self.create(obj)
 
-    async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return await self.request("PATCH", path, patch, content_type="application/merge-patch+json")
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        path = object_path(api_version, kind, namespace, name)
+        if subresource:
+            path += f"/{subresource}"
+        try:
+            return await self.request(
+                "PATCH", path, patch, content_type="application/merge-patch+json"
+            )
+        except KubeError as error:
+            if error.status == 404:
+                raise NotFound(f"{kind} {namespace}/{name}") from error
+            raise
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         try:

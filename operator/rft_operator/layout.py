@@ -1,12 +1,12 @@
 """Where a run's files are, as the jobs see them (pod mounts, or local folders).
 
-The planner is the same for the operator and the local executor; only the layout differs:
-in a pod the run storage is the PVC mounted at /mnt/rft, locally it is a work directory.
+The operator and the local executor plan with the same layout — the paths inside the
+pods — since both run the same pods (locally, the process kubelet maps the mounts).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from rft_runtime.config.jobs import PVC_MOUNT_ROOT, SAMPLER_PORT, STORAGE_MOUNT
@@ -27,8 +27,6 @@ class Layout:
     storage_root: str = STORAGE_MOUNT
     pvc_root: str = PVC_MOUNT_ROOT
     sampler_url_template: str = "http://{name}:" + str(SAMPLER_PORT) + "/v1"
-    sampler_urls: dict[str, str] = field(default_factory=dict)  # local mode: name -> url
-    claim_dirs: dict[str, str] = field(default_factory=dict)  # local mode: claim -> folder
 
     def resolve(self, uri: str) -> str:
         """The local path of a `pvc://` or `file://` URI."""
@@ -37,8 +35,6 @@ class Layout:
             return "/" + rest.lstrip("/")
         if scheme == "pvc":
             claim, _, path = rest.partition("/")
-            if claim in self.claim_dirs:
-                return str(PurePosixPath(self.claim_dirs[claim]) / path)
             if claim == self.storage_claim:
                 return str(PurePosixPath(self.storage_root) / path)
             return str(PurePosixPath(self.pvc_root) / claim / path)
@@ -60,7 +56,7 @@ class Layout:
         return f"{self.iteration_dir(index)}/checkpoint"
 
     def sampler_url(self, name: str) -> str:
-        return self.sampler_urls.get(name) or self.sampler_url_template.format(name=name)
+        return self.sampler_url_template.format(name=name)
 
 
 def cluster_layout(run: str, namespace: str, spec: RFTRunSpec) -> Layout:

@@ -15,6 +15,9 @@ from pydantic import BaseModel
 from rft_runtime.commands import score_command, serve_command, train_command
 from rft_runtime.config.jobs import (
     CONFIG_ENV,
+    OPS_CACHE,
+    OPS_CACHE_ENV,
+    POD_EXTENSIONS_DIR,
     PVC_MOUNT_ROOT,
     SAMPLER_PORT,
     STORAGE_MOUNT,
@@ -37,6 +40,7 @@ ITERATION_LABEL = "rft.dev/iteration"
 STAGE_LABEL = "rft.dev/stage"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+HELD_ANNOTATION = "rft.dev/held"  # the operator suspended this Job (spec.suspend), not a queue
 RUN_AS_USER = 1000
 CONFIG_ARG = f"env:{CONFIG_ENV}"
 
@@ -123,6 +127,7 @@ def _env(config: BaseModel, extra: list[dict[str, Any]] | None = None) -> list[d
     return [
         {"name": CONFIG_ENV, "value": config.model_dump_json(by_alias=True)},
         {"name": "HOME", "value": "/tmp"},
+        {"name": "HF_HUB_OFFLINE", "value": "1"},  # weights come from the volumes, never a hub
         {"name": "HF_HOME", "value": f"{STORAGE_MOUNT}/.cache/huggingface"},
         {"name": "RFT_TERMINATION_LOG", "value": "/dev/termination-log"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -318,11 +323,15 @@ def build_train_job(
             }
         },
     }
+    ops_env = [
+        {"name": "TORCH_EXTENSIONS_DIR", "value": POD_EXTENSIONS_DIR},
+        {"name": OPS_CACHE_ENV, "value": OPS_CACHE},
+    ]
     container = _container(
         spec,
         "train",
         command,
-        [index_env, *_env(config)],
+        [index_env, *_env(config, ops_env)],
         mounts,
         _resources(spec.training.resources, spec.training.gpus_per_node),
     )
@@ -364,7 +373,8 @@ def _job(
         "metadata": metadata(run, name, object_labels),
         "spec": {
             "backoffLimit": backoff_limit,
-            "suspend": False,
+            # A queue (Kueue) admits a Job by un-suspending it; without one it starts now.
+            "suspend": spec.runtime.queue_name is not None,
             "template": {
                 "metadata": {"labels": object_labels},
                 "spec": _pod_spec(spec, containers, volumes, "Never"),

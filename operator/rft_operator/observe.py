@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .manifests import COMPONENT_LABEL, ITERATION_LABEL, RUN_LABEL
+from .manifests import COMPONENT_LABEL, HELD_ANNOTATION, ITERATION_LABEL, RUN_LABEL
 from .planner import Child, ChildKind, Phase, failure_text
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -111,6 +111,7 @@ def observe_children(
         summary, failure = job_summary(name, pods)
         if phase == "Failed" and failure:
             message = failure
+        annotations = job.get("metadata", {}).get("annotations") or {}
         children[name] = Child(
             name,
             kind,
@@ -118,5 +119,6 @@ def observe_children(
             phase,
             summary=summary if phase == "Succeeded" else None,
             message=message,
+            held=annotations.get(HELD_ANNOTATION) == "true",
         )
     return children

@@ -57,6 +57,7 @@ class Child:
     phase: Phase
     summary: dict[str, Any] | None = None  # the parsed termination message
     message: str = ""  # why it failed, in words
+    held: bool = False  # suspended by the operator (spec.suspend), not by a queue
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class Run:
     spec: RFTRunSpec
     status: RFTRunStatus = field(default_factory=RFTRunStatus)
     generation: int | None = None
+    retry: str | None = None  # the rft.dev/retry annotation: a new value retries a Failed run
 
 
 @dataclass
@@ -293,8 +295,7 @@ class _Planner:
             self.wait(stage, "Scoring", f"{label}: {what}")
         if job.phase == "Failed":
             self.fail("ScoringFailed", f"scoring job {name} failed: {job.message}")
-        if job.phase == "Suspended":
-            self.actions.append(ResumeChild(name, "score"))
+        self.resume_held(job, stage)
         if job.phase != "Succeeded":
             self.wait(stage, "Scoring", f"{label}: {what}")
         summary = self.summary(ScoreSummary, job)
@@ -325,8 +326,7 @@ class _Planner:
             self.wait("Training", "Training", message)
         if job.phase == "Failed":
             self.fail("TrainingFailed", f"training job {name} failed: {job.message}")
-        if job.phase == "Suspended":
-            self.actions.append(ResumeChild(name, "train"))
+        self.resume_held(job, "Training")
         if job.phase != "Succeeded":
             self.wait("Training", "Training", message)
         summary = self.summary(TrainSummary, job)
@@ -339,6 +339,16 @@ class _Planner:
         item.finished_at = self.now
         if not self.spec.evaluation:
             self.update_best()
+
+    def resume_held(self, job: Child, stage: Stage) -> None:
+        """Un-suspend a Job only if the operator suspended it: a Job created suspended for a
+        queue (Kueue) waits for the queue to admit it, so its quota is respected."""
+        if job.phase != "Suspended":
+            return
+        if job.held:
+            self.actions.append(ResumeChild(job.name, job.kind))
+            return
+        self.wait(stage, "Queued", f"{job.name} is waiting for its queue to admit it")
 
     def summary(self, model: type[Any], job: Child) -> Any:
         try:
@@ -489,6 +499,8 @@ def plan(run: Run, children: Mapping[str, Child], layout: Layout, now: str) -> P
     status.observed_generation = run.generation
     status.start_time = status.start_time or now
     try:
+        if _terminal(status) and retry_requested(run):
+            retry(planner)
         if _terminal(status):
             planner.delete_samplers()
             raise _Stop
@@ -510,6 +522,7 @@ def plan(run: Run, children: Mapping[str, Child], layout: Layout, now: str) -> P
         raise AssertionError("planner made no progress")  # pragma: no cover
     except _Stop:
         release_idle_samplers(planner)
+        release_recorded_jobs(planner)
     except UnsupportedUri as error:
         with contextlib.suppress(_Stop):
             planner.fail("UnsupportedURI", str(error))
@@ -527,10 +540,60 @@ def release_idle_samplers(planner: _Planner) -> None:
             planner.actions.append(Delete(child.name, "sampler"))
 
 
+def release_recorded_jobs(planner: _Planner) -> None:
+    """Delete finished Jobs whose results the status had already recorded before this pass
+    (so a failed status write can never lose them); failed Jobs stay for inspection."""
+    recorded = _Planner(
+        planner.run, planner.children, planner.layout, planner.now, planner.run.status
+    )
+    for child in planner.children.values():
+        if child.kind == "sampler" or child.phase != "Succeeded":
+            continue
+        done = (
+            recorded.scored(child.index) if child.kind == "score" else recorded.trained(child.index)
+        )
+        if done and Delete(child.name, child.kind) not in planner.actions:
+            planner.actions.append(Delete(child.name, child.kind))
+
+
+def retry_requested(run: Run) -> bool:
+    return (
+        run.retry is not None
+        and run.retry != run.status.retry
+        and condition_status(run.status.conditions, "Failed") == "True"
+    )
+
+
+def retry(planner: _Planner) -> None:
+    """Continue a Failed run from the stage that failed: every finished stage is recorded
+    in the status and kept; the failed children are deleted and planning goes on without
+    them, so this same pass makes them anew (a Job resumes from what it already wrote)."""
+    st = planner.status
+    st.retry = planner.run.retry
+    st.completion_time = None
+    kept = {}
+    for name, child in planner.children.items():
+        if child.phase == "Failed":
+            planner.actions.append(Delete(child.name, child.kind))
+        else:
+            kept[name] = child
+    planner.children = kept
+    planner.actions.append(
+        Event("Normal", "Retrying", f"retry {planner.run.retry}: continuing from the failed stage")
+    )
+    planner.enter("Pending", "Retrying", "retrying from the stage that failed")
+
+
 def suspend(planner: _Planner) -> NoReturn:
+    """Samplers are deleted; Jobs are suspended (marked as held by the operator) — or, when
+    a queue manages them, deleted, since a queue owns `suspend` (they resume from what
+    they wrote when made again)."""
+    queued = planner.spec.runtime.queue_name is not None
     for child in planner.children.values():
         if child.kind == "sampler":
             planner.actions.append(Delete(child.name, "sampler"))
+        elif child.phase in ("Pending", "Running") and queued:
+            planner.actions.append(Delete(child.name, child.kind))
         elif child.phase in ("Pending", "Running"):
             planner.actions.append(SuspendChild(child.name, child.kind))
     planner.wait("Suspended", "Suspended", "spec.suspend is true: pods stopped, progress kept")

@@ -23,6 +23,11 @@ CONFIG_ENV = "RFT_JOB_CONFIG"  # pods get the job config as JSON in this variabl
 TERMINATION_LOG = "/dev/termination-log"
 SAMPLER_PORT = 8000
 TRAIN_MASTER_PORT = 29500
+# DeepSpeed builds its ops (JIT) into TORCH_EXTENSIONS_DIR, a folder of the pod; built ops
+# are kept in this cache on the run storage and copied in before the next training starts.
+OPS_CACHE_ENV = "RFT_OPS_CACHE"
+OPS_CACHE = f"{STORAGE_MOUNT}/.cache/torch_extensions"
+POD_EXTENSIONS_DIR = "/tmp/torch_extensions"
 
 
 class ServeConfig(ApiModel):

@@ -612,6 +612,13 @@ class TrainingSpec(ApiModel):
         1024, ge=16, le=1_048_576, description="Truncate prompt + completion to this many tokens."
     )
     beta: float = Field(0.1, gt=0, le=10, description="DPO temperature beta.")
+    checkpoint_every_steps: int = Field(
+        50,
+        ge=1,
+        le=1_000_000,
+        description="Save the training state this often (and at each epoch end); a restarted "
+        "training pod resumes from the last one.",
+    )
     init_from: Literal["base", "previous"] = Field(
         "previous", description="Start each iteration from the base model or the previous one."
     )

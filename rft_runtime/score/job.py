@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import filters
 from ..config.jobs import Endpoint, PromptSource, ScoreJobConfig, ScoreSummary
+from ..files import atomic_write_json
 from .client import EndpointClient
 from .data import load_prompts
 from .outputs import (
@@ -25,7 +26,7 @@ from .outputs import (
     train_metrics,
 )
 from .passes import PassStats, Request, run_pass
-from .storage import ProgressLog, atomic_write_json, atomic_write_jsonl
+from .storage import ProgressLog, atomic_write_jsonl
 
 
 def _rate(stats: PassStats) -> float | None:

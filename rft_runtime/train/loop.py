@@ -172,6 +172,9 @@ class Trainer:
         import deepspeed
         from deepspeed.accelerator import get_accelerator
 
+        from . import ops_cache
+
+        ops_cache.restore()
         deepspeed.init_distributed()
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         accelerator = get_accelerator()
@@ -193,6 +196,7 @@ class Trainer:
         self.engine, *_ = deepspeed.initialize(
             model=model, model_parameters=params, config=deepspeed_config(cfg, precision)
         )
+        ops_cache.save()
 
         accumulation = cfg.gradient_accumulation_steps
         per_epoch = D.steps_per_epoch(

@@ -8,25 +8,28 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from rft_operator.api import BaselineStatus, BestStatus, IterationStatus, RFTRunStatus
-from rft_operator.local import local_layout
+from rft_operator.api import BaselineStatus, BestStatus, IterationStatus, RFTRunSpec, RFTRunStatus
+from rft_operator.local import local_claims
 from rft_operator.table import status_table
 
 from ..conftest import ROOT
 
 
-def test_local_layout_maps_claims(tmp_path: Path) -> None:
-    layout = local_layout(tmp_path / "run", ROOT / "examples", {"extra": "/srv/extra"})
-    assert layout.resolve("pvc://data/arith/train.jsonl") == str(
-        ROOT / "examples" / "data" / "arith" / "train.jsonl"
+def test_local_claims_bind_storage_models_and_folders_next_to_the_manifest(
+    tmp_path: Path,
+) -> None:
+    spec = RFTRunSpec.model_validate(
+        {
+            "model": {"uri": "pvc://models/m"},
+            "data": {"train": "pvc://data/arith/train.jsonl"},
+            "evaluation": {"sets": [{"name": "x", "uri": "pvc://extra/x.jsonl"}]},
+        }
     )
-    assert layout.resolve("pvc://extra/x.jsonl") == "/srv/extra/x.jsonl"
-    assert layout.resolve("pvc://models/m").endswith("/models/m")
-    assert layout.uri_of(f"{tmp_path}/run/it-0/checkpoint") == (
-        f"file://{tmp_path}/run/it-0/checkpoint"
-    )
+    claims = local_claims(spec, tmp_path / "run", ROOT / "examples", {"extra": "/srv/extra"})
+    assert claims["data"] == str(ROOT / "examples" / "data")
+    assert claims["extra"] == "/srv/extra"
+    assert claims["models"].endswith("/models")
+    assert claims[spec.storage.pvc] == str(tmp_path / "run" / "storage")
 
 
 def test_status_table_lists_base_and_iterations() -> None:
@@ -97,22 +100,3 @@ def test_operator_entry_point_has_help() -> None:
     )
     assert result.returncode == 0
     assert "--all-namespaces" in result.stdout and "--metrics-port" in result.stdout
-
-
-def test_release_build_locks_removes_only_locks_of_the_killed_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import os
-    import time
-
-    from rft_operator.local import release_build_locks
-
-    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    old, new = tmp_path / "op_a" / "lock", tmp_path / "op_b" / "lock"
-    for lock in (old, new):
-        lock.parent.mkdir()
-        lock.write_text("")
-    started = time.time()
-    os.utime(old, (started - 600, started - 600))  # another run's lock, older
-    release_build_locks(started)
-    assert old.exists() and not new.exists()

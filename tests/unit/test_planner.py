@@ -121,9 +121,12 @@ class Backend:
                 self.events.append(action)
         return result
 
-    def finish_all(self) -> None:
-        """Everything pending becomes ready/succeeded with its summary."""
+    def finish_all(self, only: ChildKind | None = None) -> None:
+        """Everything pending (of one kind, if given) becomes ready/succeeded with its
+        summary."""
         for name, child in list(self.children.items()):
+            if only is not None and child.kind != only:
+                continue
             if child.kind == "sampler":
                 self.children[name] = replace(child, phase="Ready")
             elif child.phase != "Succeeded":
@@ -430,9 +433,65 @@ def test_suspend_stops_pods_and_resume_continues() -> None:
     assert condition_status(result.status.conditions, "Suspended") == "False"
     assert any(e.reason == "Resumed" for e in backend.events)
     backend.finish_all()
-    backend.children["r-it0-score"] = replace(backend.children["r-it0-score"], phase="Suspended")
+    backend.children["r-it0-score"] = replace(
+        backend.children["r-it0-score"], phase="Suspended", held=True
+    )
     result = backend.plan()
     assert ResumeChild("r-it0-score", "score") in result.actions
+    assert backend.run_to_end().stage == "Succeeded"
+
+
+def test_a_job_suspended_by_its_queue_is_never_resumed_by_the_operator() -> None:
+    backend = Backend(make_spec(runtime={"queueName": "team-a"}))
+    backend.plan()
+    backend.finish_all()
+    backend.plan()  # the score job is created (suspended: the queue admits it)
+    backend.children["r-it0-score"] = replace(backend.children["r-it0-score"], phase="Suspended")
+    result = backend.plan()
+    assert not result.of_type(ResumeChild)
+    assert "waiting for its queue" in (result.status.message or "")
+    # spec.suspend with a queue: Jobs are deleted (the queue owns `suspend`), not suspended
+    backend.children["r-it0-score"] = replace(backend.children["r-it0-score"], phase="Running")
+    backend.run = replace(
+        backend.run, spec=make_spec(runtime={"queueName": "team-a"}, suspend=True), generation=2
+    )
+    result = backend.plan()
+    assert Delete("r-it0-score", "score") in result.actions
+    assert not result.of_type(SuspendChild)
+
+
+def test_finished_jobs_are_deleted_once_their_results_are_in_the_status() -> None:
+    backend = Backend(make_spec())
+    backend.plan()
+    backend.finish_all()
+    backend.plan()
+    backend.finish_all()  # score 0 succeeded
+    first = plan(backend.run, backend.children, LAYOUT, NOW)
+    assert Delete("r-it0-score", "score") not in first.actions  # recorded only in this pass
+    backend.run = replace(backend.run, status=first.status)
+    second = plan(backend.run, backend.children, LAYOUT, NOW)
+    assert Delete("r-it0-score", "score") in second.actions
+
+
+def test_retry_continues_a_failed_run_from_the_failed_stage() -> None:
+    backend = Backend(make_spec())
+    backend.plan()
+    backend.finish_all()
+    for _ in range(3):
+        backend.plan()
+        backend.finish_all(only="score")
+        backend.finish_all(only="sampler")
+    train = "r-it0-train"
+    backend.children[train] = replace(backend.children[train], phase="Failed", message="OOM")
+    assert backend.plan().status.stage == "Failed"
+    assert backend.plan().status.stage == "Failed"  # stays failed without a request
+    backend.run = replace(backend.run, retry="1")
+    result = backend.plan()
+    assert Delete(train, "train") in result.actions
+    assert [a.name for a in result.of_type(StartTrainJob)] == [train]  # made anew, same pass
+    assert not result.of_type(StartScoreJob)  # finished stages are kept
+    assert result.status.retry == "1" and result.status.stage == "Training"
+    assert condition_status(result.status.conditions, "Failed") == "False"
     assert backend.run_to_end().stage == "Succeeded"
 
 
@@ -479,63 +538,3 @@ def test_a_sampler_left_over_after_its_scoring_was_recorded_is_deleted() -> None
     result = backend.plan()
     assert Delete("r-it0-sampler", "sampler") in result.actions
     assert not result.of_type(StartScoreJob)
-
-
-def test_operator_and_local_layouts_plan_the_same_stages(tmp_path: Any) -> None:
-    """The arith example, unchanged, through the cluster layout and the local one: the same
-    children in the same order, the same stages; only paths differ."""
-    import yaml
-
-    from rft_operator.layout import cluster_layout
-    from rft_operator.local import local_layout
-
-    from ..conftest import ROOT
-
-    manifest = yaml.safe_load((ROOT / "examples" / "arith-smollm2.yaml").read_text())
-    spec = RFTRunSpec.model_validate(manifest["spec"])
-    layouts = [cluster_layout("r", "ml", spec), local_layout(tmp_path, ROOT / "examples", {})]
-    traces = []
-    for layout in layouts:
-        run = Run(name="r", spec=spec, status=RFTRunStatus(), generation=1)
-        children: dict[str, Child] = {}
-        trace: list[tuple[str, str]] = []
-        for _ in range(40):
-            result = plan(run, children, layout, NOW)
-            run = replace(run, status=result.status)
-            trace += [
-                (type(a).__name__, getattr(a, "name", ""))
-                for a in result.actions
-                if not isinstance(a, Event)
-            ]
-            trace.append(("stage", result.status.stage or ""))
-            if result.status.stage in ("Succeeded", "Failed"):
-                break
-            for action in result.actions:
-                if isinstance(action, StartSampler | StartScoreJob | StartTrainJob):
-                    kind: ChildKind = (
-                        "sampler"
-                        if isinstance(action, StartSampler)
-                        else "score"
-                        if isinstance(action, StartScoreJob)
-                        else "train"
-                    )
-                    children[action.name] = Child(action.name, kind, action.index, "Pending")
-                elif isinstance(action, Delete):
-                    children.pop(action.name, None)
-            for name, child in list(children.items()):
-                summary = (
-                    score_summary(child.index, climbing)
-                    if child.kind == "score"
-                    else train_summary(child.index)
-                    if child.kind == "train"
-                    else None
-                )
-                children[name] = replace(
-                    child,
-                    phase="Ready" if child.kind == "sampler" else "Succeeded",
-                    summary=summary,
-                )
-        traces.append(trace)
-    assert traces[0] == traces[1]
-    assert ("StartTrainJob", "r-it1-train") in traces[0]
-    assert traces[0][-1] == ("stage", "Succeeded")

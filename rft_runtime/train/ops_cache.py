@@ -1,0 +1,67 @@
+"""Built DeepSpeed ops, kept between trainings.
+
+Each training pod builds the ops it needs (about a minute on CPU) into its own
+TORCH_EXTENSIONS_DIR. Sharing that folder on the run storage would share torch's build
+lock too, and a pod killed mid-build would leave it locked forever. So the pod builds in
+its own folder, and finished builds are copied to and from a cache on the run storage:
+whole op folders, renamed into place, never a lock file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from rft_runtime.config.jobs import OPS_CACHE_ENV
+
+
+def _built(folder: Path) -> list[Path]:
+    """Op folders holding a finished build (a shared object, no lock)."""
+    ops = []
+    for op in sorted(p for p in folder.glob("*/*") if p.is_dir()):
+        if any(op.glob("*.so")) and not (op / "lock").exists():
+            ops.append(op)
+    return ops
+
+
+def _copy_into(op: Path, source_root: Path, target_root: Path) -> None:
+    target = target_root / op.relative_to(source_root)
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{op.name}."))
+    try:
+        shutil.copytree(op, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("lock"))
+        os.rename(tmp, target)
+    except OSError:  # another rank or pod was faster, or the cache is not writable
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _folders() -> tuple[Path, Path] | None:
+    cache, local = os.environ.get(OPS_CACHE_ENV), os.environ.get("TORCH_EXTENSIONS_DIR")
+    return (Path(cache), Path(local)) if cache and local else None
+
+
+def restore() -> None:
+    """Copy cached builds into this pod's extensions folder (before DeepSpeed starts)."""
+    folders = _folders()
+    if folders is None or not folders[0].is_dir():
+        return
+    cache, local = folders
+    for op in _built(cache):
+        with contextlib.suppress(OSError):
+            _copy_into(op, cache, local)
+
+
+def save() -> None:
+    """Copy this pod's finished builds into the cache (after DeepSpeed started)."""
+    folders = _folders()
+    if folders is None or not folders[1].is_dir():
+        return
+    cache, local = folders
+    for op in _built(local):
+        with contextlib.suppress(OSError):
+            _copy_into(op, local, cache)
