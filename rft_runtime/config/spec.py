@@ -90,6 +90,13 @@ class DataSpec(ApiModel):
         None, max_length=8192, description="Template applied to each prompt; must contain {prompt}."
     )
     max_prompts: int | None = Field(None, ge=1, description="Use at most this many prompts.")
+    max_row_bytes: int = Field(
+        1_048_576,
+        ge=64,
+        le=1_073_741_824,
+        description="Longest line (bytes) of a data or evaluation file; a longer one fails the "
+        "run before sampling with reason InvalidData.",
+    )
 
 
 class IterationsSpec(ApiModel):
