@@ -33,7 +33,7 @@ from .problems import Problem
 from .schema_walk import apply_defaults, check_rules, list_type_violations, prune_nulls
 from .semantics import spec_problems
 
-__all__ = ["Problem", "load_documents", "openapi_schema", "problems_in"]
+__all__ = ["Problem", "admission_problems", "load_documents", "openapi_schema", "problems_in"]
 _BRANCHES = ("int", "str", "float", "bool", "constrained-int", "constrained-str")
 
 
@@ -167,7 +167,16 @@ def _fix_for(error: dict[str, Any]) -> tuple[str, str]:
 
 
 def problems_in(document: Any) -> list[Problem]:
-    """Every problem with one RFTRun document (empty list: admission would accept it)."""
+    """Every problem with one RFTRun document: what admission rejects, then what would fail
+    before any pod started (empty list: the run can start)."""
+    found = admission_problems(document)
+    if found:
+        return found
+    return spec_problems(api.parse_spec(prune_nulls(document["spec"])))
+
+
+def admission_problems(document: Any) -> list[Problem]:
+    """What the API server would reject (empty list: admission would accept it)."""
     if not isinstance(document, dict):
         return [
             Problem(
@@ -204,7 +213,7 @@ def problems_in(document: Any) -> list[Problem]:
         )
     document = prune_nulls({k: v for k, v in document.items() if k != "status"})
     try:
-        run = api.RFTRun.model_validate(document, strict=True)
+        api.RFTRun.model_validate(document, strict=True)
     except ValidationError as error:
         found += _schema_problems(error)
     if found:
@@ -216,9 +225,7 @@ def problems_in(document: Any) -> list[Problem]:
         # root rules cannot carry a fieldPath into metadata; their message starts with the field
         path = violation.path or message.split(" ", 1)[0]
         found.append(Problem(path, message, fix or "see the message"))
-    if found:
-        return found
-    return spec_problems(run.spec)
+    return found
 
 
 def _schema_problems(error: ValidationError) -> list[Problem]:
