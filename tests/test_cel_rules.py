@@ -209,7 +209,66 @@ CASES = [
         both(
             set_in("spec.training.initFrom", "base"), set_in("spec.training.resumeOptimizer", False)
         ),
-        set_in("spec.training.initFrom", "base"),
+        both(
+            set_in("spec.training.mode", "full"),
+            set_in("spec.training.lora", DELETE),
+            set_in("spec.training.resumeOptimizer", True),
+            set_in("spec.training.initFrom", "base"),
+        ),
+    ),
+    Case(
+        "!self.resumeOptimizer || self.mode == 'full'",
+        both(
+            set_in("spec.training.mode", "full"),
+            set_in("spec.training.lora", DELETE),
+            set_in("spec.training.resumeOptimizer", True),
+        ),
+        set_in("spec.training.resumeOptimizer", True),
+    ),
+    Case(
+        "self.evaluateBase || self.sets.all(s, !has(s.maxDrop))",
+        NOTHING,
+        set_in("spec.evaluation.evaluateBase", False),
+    ),
+    Case(
+        "!has(self.patience) || self.patience < self.max",
+        set_in("spec.iterations.patience", 2),
+        set_in("spec.iterations.patience", 3),
+    ),
+    Case(
+        "(!has(self.batchSize) && !has(self.maxLength))",
+        both(set_in("spec.rewards.0.type", "embedding"), set_in("spec.rewards.0.batchSize", 8)),
+        set_in("spec.rewards.0.maxLength", 512),
+    ),
+    Case(
+        "self.sampler.maxTokens < self.model.maxModelLen",
+        set_in("spec.sampler.maxTokens", 4095),
+        set_in("spec.sampler.maxTokens", 4096),
+    ),
+    Case(
+        "self.filter.minReward <= (size(self.rewards)",
+        both(
+            set_in("spec.filter.minRewardSchedule", DELETE),
+            set_in("spec.rewards.3.weight", 0),
+            set_in("spec.filter.minReward", 1.3),
+        ),
+        both(
+            set_in("spec.filter.minRewardSchedule", DELETE),
+            set_in("spec.rewards.3.weight", 0),
+            set_in("spec.filter.minReward", 1.31),
+        ),
+    ),
+    Case(
+        "self.filter.minRewardSchedule.all(m, m <=",
+        set_in("spec.rewards.3.weight", 0),
+        both(
+            set_in("spec.rewards.3.weight", 0), set_in("spec.filter.minRewardSchedule", [1, 2, 1])
+        ),
+    ),
+    Case(
+        "self.filter.rejected == 'none' || self.training.method == 'dpo'",
+        NOTHING,
+        set_in("spec.training.method", "sft"),
     ),
     Case("!has(self.sets[0].maxDrop)", NOTHING, set_in("spec.evaluation.sets.0.maxDrop", 0.1)),
     Case(

@@ -32,6 +32,20 @@ PLURAL = "rftruns"
 SINGULAR = "rftrun"
 SHORT_NAMES = ["rft"]
 MAX_NAME_LENGTH = 40  # children are named <run>-it<k>-sampler and must stay DNS labels
+MAX_REWARDS = 16
+
+# The highest total reward: every reward is at most 1, so the sum of the positive weights.
+# Plain CEL has no sum() (the Kubernetes list library's is not in every CEL evaluator), so
+# the sum is spelled out over the (at most MAX_REWARDS) entries. A python reward may return
+# any number, so a spec with one is not judged.
+_MAX_TOTAL = " + ".join(
+    f"(size(self.rewards) > {i} && self.rewards[{i}].weight > 0.0 ? self.rewards[{i}].weight : 0.0)"
+    for i in range(MAX_REWARDS)
+)
+_UNBOUNDED = (  # not judged: a python reward is unbounded; no positive weight has its own rule
+    "self.rewards.all(r, r.weight <= 0.0) || "
+    "self.rewards.exists(r, r.type == 'python' && r.weight > 0.0)"
+)
 
 
 class RFTRunSpec(ApiModel):
@@ -59,6 +73,31 @@ class RFTRunSpec(ApiModel):
                 ".iterations",
             ),
             cel(
+                "self.sampler.maxTokens < self.model.maxModelLen",
+                "sampler.maxTokens must be below model.maxModelLen (the context holds the prompt "
+                "and the answer); lower sampler.maxTokens or raise model.maxModelLen",
+                ".sampler.maxTokens",
+            ),
+            cel(
+                f"has(self.filter.minRewardSchedule) || {_UNBOUNDED} || "
+                f"self.filter.minReward <= {_MAX_TOTAL}",
+                "filter.minReward is above the highest total reward (each reward is at most 1, so "
+                "the sum of the positive weights); lower filter.minReward or raise the weights",
+                ".filter.minReward",
+            ),
+            cel(
+                f"!has(self.filter.minRewardSchedule) || {_UNBOUNDED} || "
+                f"self.filter.minRewardSchedule.all(m, m <= {_MAX_TOTAL})",
+                "filter.minRewardSchedule has an entry above the highest total reward (the sum "
+                "of the positive weights); lower it or raise the weights",
+                ".filter.minRewardSchedule",
+            ),
+            cel(
+                "self.filter.rejected == 'none' || self.training.method == 'dpo'",
+                "filter.rejected is only used by training.method dpo; remove it or set method: dpo",
+                ".filter.rejected",
+            ),
+            cel(
                 "self.rewards.exists(r, r.weight > 0.0)",
                 "spec.rewards needs at least one reward with a positive weight; set weight: 1.0 on "
                 "the reward that measures success",
@@ -74,7 +113,7 @@ class RFTRunSpec(ApiModel):
     rewards: list[RewardSpec] = Field(
         default_factory=_default_rewards,
         min_length=1,
-        max_length=16,
+        max_length=MAX_REWARDS,
         json_schema_extra={
             "default": [{"name": "answer", "type": "math", "weight": 1.0}],
             "x-kubernetes-list-type": "map",

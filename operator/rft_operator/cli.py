@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
-import yaml
 
 from . import __version__
 from .crd import render_crd
-from .validation import load_documents, problems_in
+from .validation import UnreadableManifest, load_documents, problems_in
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,33 +42,72 @@ def crd(output: Path | None) -> None:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-def validate(files: tuple[Path, ...]) -> None:
-    """Check RFTRun manifests offline with the same rules as admission (schema + CEL)."""
+@click.option(
+    "--data",
+    "check_data",
+    is_flag=True,
+    help="Also check every line of the data and evaluation files the manifest names, as the "
+    "scoring Job does (pvc:// resolved as `rft run --local` does).",
+)
+@click.option(
+    "--pvc",
+    "pvcs",
+    multiple=True,
+    metavar="CLAIM=DIR",
+    help="With --data: local folder for pvc://CLAIM/... (as in `rft run --local`).",
+)
+def validate(files: tuple[Path, ...], check_data: bool, pvcs: tuple[str, ...]) -> None:
+    """Check RFTRun manifests offline with the same rules as admission (schema + CEL), and
+    what would fail before any pod started (regex and python rewards, resources)."""
     failed = False
     for path in files:
         try:
             documents = load_documents(path)
-        except yaml.YAMLError as error:
-            click.echo(f"{path}: not valid YAML\n  {error}", err=True)
+        except UnreadableManifest as error:
+            click.echo(f"{path}: {error}", err=True)
             failed = True
             continue
         if not documents:
-            click.echo(f"{path}: no YAML documents found", err=True)
+            click.echo(f"{path}: no YAML documents found; write an RFTRun manifest", err=True)
             failed = True
             continue
         for index, document in enumerate(documents):
             where = str(path) if len(documents) == 1 else f"{path} (document {index + 1})"
-            problems = problems_in(document)
-            if not problems:
-                name = document.get("metadata", {}).get("name", "?")
-                click.echo(f"{where}: RFTRun {name} is valid")
-                continue
-            failed = True
-            noun = "problem" if len(problems) == 1 else "problems"
-            click.echo(f"{where}: {len(problems)} {noun}", err=True)
-            for problem in problems:
-                click.echo("  " + problem.render(), err=True)
+            failed |= not _report(where, document, path, check_data, _claims(pvcs))
     sys.exit(1 if failed else 0)
+
+
+def _claims(pvcs: tuple[str, ...]) -> dict[str, str]:
+    for entry in pvcs:
+        if "=" not in entry:
+            raise click.BadParameter(f"{entry!r}: write CLAIM=DIR", param_hint="--pvc")
+    return dict(p.split("=", 1) for p in pvcs)
+
+
+def _report(
+    where: str, document: Any, path: Path, check_data: bool, claims: dict[str, str]
+) -> bool:
+    """Print what is wrong with one document; True when nothing is."""
+    problems = problems_in(document)
+    if problems:
+        noun = "problem" if len(problems) == 1 else "problems"
+        click.echo(f"{where}: {len(problems)} {noun}", err=True)
+        for problem in problems:
+            click.echo("  " + problem.render(), err=True)
+        return False
+    name = document["metadata"]["name"]
+    if check_data:
+        from .datafiles import data_problems
+
+        found = data_problems(document, path.resolve().parent, claims)
+        if found:
+            noun = "problem" if len(found) == 1 else "problems"
+            click.echo(f"{where}: {len(found)} data {noun}", err=True)
+            for data_problem in found:
+                click.echo("  " + data_problem.render(), err=True)
+            return False
+    click.echo(f"{where}: RFTRun {name} is valid" + (" (data checked)" if check_data else ""))
+    return True
 
 
 @main.group()
@@ -130,7 +169,10 @@ def run(
     from .local import LocalExecutor
     from .table import status_table
 
-    documents = load_documents(file)
+    try:
+        documents = load_documents(file)
+    except UnreadableManifest as error:
+        raise click.ClickException(f"{file}: {error}") from error
     problems = problems_in(documents[0]) if len(documents) == 1 else []
     if len(documents) != 1 or problems:
         for problem in problems:

@@ -75,7 +75,11 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
             rest.pop("default")
         types = sorted(o.get("type", "") for o in non_null)
         if types == ["integer", "string"]:
+            # each branch's checks apply to its own kind only (pattern: strings, minimum:
+            # numbers), as in OpenAPI, so they can share the int-or-string node
             merged: dict[str, Any] = {"x-kubernetes-int-or-string": True}
+            for option in non_null:
+                merged.update({k: v for k, v in option.items() if k != "type"})
         elif len(non_null) == 1:
             merged = dict(non_null[0])
         else:

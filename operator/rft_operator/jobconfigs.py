@@ -110,6 +110,7 @@ def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Scor
                         answer_field=s.answer_field or data.answer_field,
                         id_field=data.id_field,
                         max_rows=s.max_samples,
+                        max_row_bytes=data.max_row_bytes,
                     ),
                 )
                 for s in ev.sets
@@ -127,6 +128,7 @@ def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Scor
             answer_field=data.answer_field,
             id_field=data.id_field,
             max_rows=data.max_prompts,
+            max_row_bytes=data.max_row_bytes,
         )
     return ScoreJobConfig(
         run=run,

@@ -27,6 +27,7 @@ from rft_runtime.config.jobs import (
     TrainJobConfig,
     TrainSummary,
 )
+from rft_runtime.datacheck import INVALID_DATA
 
 from .api import BaselineStatus, BestStatus, IterationStatus, RFTRunSpec, RFTRunStatus, Stage
 from .conditions import condition_status, set_condition
@@ -41,6 +42,7 @@ from .jobconfigs import (
 )
 from .layout import Layout, UnsupportedUri
 from .names import sampler_name, score_name, train_name
+from .semantics import INVALID_SPEC, spec_problems
 
 ChildKind = Literal["sampler", "score", "train"]
 Phase = Literal["Pending", "Running", "Ready", "Succeeded", "Failed", "Suspended"]
@@ -294,7 +296,8 @@ class _Planner:
             self.actions.append(StartScoreJob(name, k, job_config))
             self.wait(stage, "Scoring", f"{label}: {what}")
         if job.phase == "Failed":
-            self.fail("ScoringFailed", f"scoring job {name} failed: {job.message}")
+            reason = INVALID_DATA if job.message.startswith(INVALID_DATA + ":") else "ScoringFailed"
+            self.fail(reason, f"scoring job {name} failed: {job.message}")
         self.resume_held(job, stage)
         if job.phase != "Succeeded":
             self.wait(stage, "Scoring", f"{label}: {what}")
@@ -504,6 +507,9 @@ def plan(run: Run, children: Mapping[str, Child], layout: Layout, now: str) -> P
         if _terminal(status):
             planner.delete_samplers()
             raise _Stop
+        invalid = spec_problems(run.spec)  # what CEL cannot judge: fail before any child
+        if invalid:
+            planner.fail(INVALID_SPEC, "; ".join(p.sentence() for p in invalid))
         if previous_generation is not None and run.generation != previous_generation:
             planner.actions.append(
                 Event(

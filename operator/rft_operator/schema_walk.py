@@ -124,3 +124,53 @@ def check_rules(schema: dict[str, Any], value: Any) -> list[RuleViolation]:
                 )
             )
     return violations
+
+
+def prune_nulls(value: Any) -> Any:
+    """Drop `null` object fields, as the API server does before defaulting (a structural
+    schema field that is not `nullable` treats null as absent)."""
+    if isinstance(value, dict):
+        return {k: prune_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune_nulls(v) for v in value]
+    return value
+
+
+def list_type_violations(schema: dict[str, Any], value: Any, path: str = "") -> list[RuleViolation]:
+    """Duplicates in lists declared `x-kubernetes-list-type: set` or `map` (by their keys),
+    which the API server rejects as 'Duplicate value'."""
+    found: list[RuleViolation] = []
+    if isinstance(value, dict):
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                found += list_type_violations(sub, value[name], _join(path, name))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        kind = schema.get("x-kubernetes-list-type")
+        keys: list[str] = schema.get("x-kubernetes-list-map-keys", [])
+        seen: dict[Any, int] = {}
+        for index, item in enumerate(value):
+            if kind == "map" and isinstance(item, dict):
+                key: Any = tuple(repr(item.get(k)) for k in keys)
+                shown = ", ".join(f"{k}={item.get(k)!r}" for k in keys)
+            elif kind == "set":
+                key, shown = repr(item), repr(item)
+            else:
+                found += list_type_violations(schema["items"], item, f"{path}[{index}]")
+                continue
+            if key in seen:
+                found.append(
+                    RuleViolation(
+                        f"{path}[{index}]",
+                        f"x-kubernetes-list-type: {kind}",
+                        f"duplicate entry ({shown}, same as [{seen[key]}]); "
+                        + (
+                            "give each entry its own " + "/".join(keys)
+                            if kind == "map"
+                            else "list each value once"
+                        ),
+                    )
+                )
+            else:
+                seen[key] = index
+            found += list_type_violations(schema["items"], item, f"{path}[{index}]")
+    return found

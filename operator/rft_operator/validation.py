@@ -1,14 +1,16 @@
 """`rft validate`: judge a manifest offline as admission would, and explain every problem.
 
-Order of checks mirrors the API server: the structural schema (types, required fields,
-ranges, patterns, unknown fields) via the pydantic models the CRD is generated from, then
-defaults, then every CEL rule of the CRD evaluated with cel-python.
+Order of checks mirrors the API server: null fields pruned, the structural schema (types,
+required fields, ranges, patterns, unknown fields) via the pydantic models the CRD is
+generated from in strict mode (no "yes" for a boolean, no "2" for an integer), duplicates
+in `x-kubernetes-list-type` map/set lists, defaults, every CEL rule of the CRD evaluated with
+cel-python; then what no CEL rule can judge (`semantics`), which the operator checks again
+before it starts any pod.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,23 +18,23 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from rft_runtime.config.spec import DNS_LABEL, DNS_SUBDOMAIN, URI_HELP, URI_PATTERN
+from rft_runtime.config.spec import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    QUANTITY_PATTERN,
+    RELATIVE_PATH_PATTERN,
+    URI_HELP,
+    URI_PATTERN,
+)
 
 from . import api
 from .crd import build_crd
-from .schema_walk import apply_defaults, check_rules
+from .problems import Problem
+from .schema_walk import apply_defaults, check_rules, list_type_violations, prune_nulls
+from .semantics import spec_problems
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a manifest: where, what, and how to fix it."""
-
-    path: str
-    message: str
-    fix: str
-
-    def render(self) -> str:
-        return f"{self.path or '(document)'}: {self.message}\n    fix: {self.fix}"
+__all__ = ["Problem", "admission_problems", "load_documents", "openapi_schema", "problems_in"]
+_BRANCHES = ("int", "str", "float", "bool", "constrained-int", "constrained-str")
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +49,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("int", "str", "float", "bool") or "[" in part or part.startswith("function"):
+        elif part in _BRANCHES or "[" in part or part.startswith("function"):
             continue  # union branch names pydantic adds (int | str): not part of the field path
         else:
             out += f".{part}" if out else part
@@ -97,6 +99,10 @@ def _pattern_fix(pattern: str, description: str | None) -> str:
         return f"write {URI_HELP}"
     if pattern in (DNS_LABEL, DNS_SUBDOMAIN):
         return "use lowercase letters, digits and '-', starting with a letter, e.g. answer"
+    if pattern == QUANTITY_PATTERN:
+        return "write a Kubernetes quantity: a number with an optional suffix, e.g. 2, 500m, 4Gi"
+    if pattern == RELATIVE_PATH_PATTERN:
+        return "write a relative path without '..', '.' or empty segments, e.g. team-a"
     if pattern.startswith("^https?"):
         return "write an http:// or https:// URL, e.g. https://llm-gateway.internal/v1"
     return description or f"match the pattern {pattern}"
@@ -161,7 +167,16 @@ def _fix_for(error: dict[str, Any]) -> tuple[str, str]:
 
 
 def problems_in(document: Any) -> list[Problem]:
-    """Every problem with one RFTRun document (empty list: admission would accept it)."""
+    """Every problem with one RFTRun document: what admission rejects, then what would fail
+    before any pod started (empty list: the run can start)."""
+    found = admission_problems(document)
+    if found:
+        return found
+    return spec_problems(api.parse_spec(prune_nulls(document["spec"])))
+
+
+def admission_problems(document: Any) -> list[Problem]:
+    """What the API server would reject (empty list: admission would accept it)."""
     if not isinstance(document, dict):
         return [
             Problem(
@@ -196,17 +211,16 @@ def problems_in(document: Any) -> list[Problem]:
                 "metadata.name", "required field is missing", "add metadata: {name: <run name>}"
             )
         )
+    document = prune_nulls({k: v for k, v in document.items() if k != "status"})
     try:
-        api.RFTRun.model_validate({k: v for k, v in document.items() if k != "status"})
+        api.RFTRun.model_validate(document, strict=True)
     except ValidationError as error:
-        for item in error.errors():
-            message, fix = _fix_for(dict(item))
-            found.append(Problem(_path(tuple(item["loc"])), message, fix))
+        found += _schema_problems(error)
     if found:
         return found
     schema = openapi_schema()
     defaulted = apply_defaults(schema, document)
-    for violation in check_rules(schema, defaulted):
+    for violation in [*list_type_violations(schema, defaulted), *check_rules(schema, defaulted)]:
         message, _, fix = violation.message.partition("; ")
         # root rules cannot carry a fieldPath into metadata; their message starts with the field
         path = violation.path or message.split(" ", 1)[0]
@@ -214,7 +228,79 @@ def problems_in(document: Any) -> list[Problem]:
     return found
 
 
+def _schema_problems(error: ValidationError) -> list[Problem]:
+    """One problem per field; of the errors of a union (int | str) keep the telling one."""
+    by_path: dict[str, list[dict[str, Any]]] = {}
+    for item in error.errors():
+        by_path.setdefault(_path(tuple(item["loc"])), []).append(dict(item))
+    found = []
+    for path, items in by_path.items():
+        branches = [i for i in items if i["loc"] and i["loc"][-1] in _BRANCHES]
+        if len(branches) > 1:
+            telling = [i for i in branches if not i["type"].endswith("_type")]
+            if telling:
+                items = [telling[0]]
+            else:
+                got = branches[0].get("input")
+                found.append(
+                    Problem(
+                        path,
+                        f"expected an integer or a string, got {got!r}",
+                        "write a whole number or quote the value, e.g. '500m' instead of 0.5",
+                    )
+                )
+                continue
+        for detail in items:
+            message, fix = _fix_for(detail)
+            found.append(Problem(path, message, fix))
+    return found
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that rejects a key given twice in one mapping (as kubectl does)."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, list | dict):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a scalar", key_node.start_mark
+            )
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}; keep one of them", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+class UnreadableManifest(ValueError):
+    """A file that is not YAML text (binary, bad encoding, broken syntax)."""
+
+
 def load_documents(path: Path) -> list[Any]:
-    """The YAML documents of a file (empty documents skipped)."""
-    with path.open(encoding="utf-8") as handle:
-        return [d for d in yaml.safe_load_all(handle) if d is not None]
+    """The YAML documents of a file (empty documents skipped); UnreadableManifest with a
+    one-line reason for anything that is not YAML text."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UnreadableManifest(f"cannot be read ({error.strerror})") from error
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UnreadableManifest(
+            f"not UTF-8 text (byte {error.start + 1}); is this a YAML manifest?"
+        ) from error
+    if "\x00" in text:
+        raise UnreadableManifest("contains NUL bytes; is this a YAML manifest?")
+    try:
+        return [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
+    except yaml.YAMLError as error:
+        raise UnreadableManifest(f"not valid YAML\n  {error}") from error
+    except RecursionError as error:
+        raise UnreadableManifest("nested too deeply to be a manifest") from error

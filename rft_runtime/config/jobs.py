@@ -68,6 +68,7 @@ class PromptSource(ApiModel):
     answer_field: str = "answer"
     id_field: str | None = None
     max_rows: int | None = None
+    max_row_bytes: int | None = Field(None, description="Longer lines are an InvalidData error.")
 
 
 class PromptFormat(ApiModel):

@@ -14,15 +14,27 @@ from pydantic import ConfigDict, Field
 
 from .base import ApiModel, cel, rules, section
 
-URI_PATTERN = r"^(pvc|file)://[^\s]+$"
+# Patterns are RE2 (the API server's regex engine; pydantic's Rust engine is the same
+# family), so no look-arounds. A path segment is never empty, "." or "..".
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_SEGMENT = r"([^/.\s][^/\s]*|\.[^/.\s][^/\s]*|\.\.[^/\s]+)"
+URI_PATTERN = rf"^(pvc://{_SUBDOMAIN}|file://)(/{_SEGMENT})+$"
 URI_HELP = (
     "a URI: pvc://<claim>/<path> (a PersistentVolumeClaim of the run's namespace) or "
-    "file:///<absolute path> (inside the runtime image, or on this machine with --local)"
+    "file:///<absolute path> (inside the runtime image, or on this machine with --local); "
+    "the claim is a lowercase DNS-1123 name and no path segment is empty, '.' or '..'"
 )
+RELATIVE_PATH_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT})*$"
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_SUBDOMAIN = rf"^{_SUBDOMAIN}$"
+# resource.Quantity's grammar (k8s.io/apimachinery), without a sign: requests and limits
+# must not be negative.
+QUANTITY_PATTERN = (
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE][-+]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 Quantity = Annotated[
-    int | str,
+    Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)],
     Field(description="A Kubernetes quantity such as 2, 500m, 4Gi."),
 ]
 Uri = Annotated[str, Field(pattern=URI_PATTERN, max_length=1024, description=URI_HELP)]
@@ -90,10 +102,28 @@ class DataSpec(ApiModel):
         None, max_length=8192, description="Template applied to each prompt; must contain {prompt}."
     )
     max_prompts: int | None = Field(None, ge=1, description="Use at most this many prompts.")
+    max_row_bytes: int = Field(
+        1_048_576,
+        ge=64,
+        le=1_073_741_824,
+        description="Longest line (bytes) of a data or evaluation file; a longer one fails the "
+        "run before sampling with reason InvalidData.",
+    )
 
 
 class IterationsSpec(ApiModel):
     """How many sample → score → train rounds, and when to stop early."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!has(self.patience) || self.patience < self.max",
+                "iterations.patience must be below iterations.max, or it can never stop the run "
+                "early; lower patience or remove it",
+                ".patience",
+            ),
+        )
+    )
 
     max: int = Field(3, ge=1, le=100, description="Maximum number of iterations (at least 1).")
     stop_at_eval_score: float | None = Field(
@@ -303,6 +333,13 @@ class RewardSpec(ApiModel):
                 ".ignoreCase",
             ),
             cel(
+                "(!has(self.batchSize) && !has(self.maxLength)) || "
+                "self.type in ['orm', 'prm', 'embedding']",
+                "rewards[].batchSize and rewards[].maxLength are only used by types orm, prm and "
+                "embedding; remove them or change type",
+                ".batchSize",
+            ),
+            cel(
                 "!has(self.code) || self.type == 'code'",
                 "rewards[].code is only used by type code; remove it or set type: code",
                 ".code",
@@ -473,6 +510,7 @@ class LanguageSpec(ApiModel):
     allowed: list[LanguageCode] = Field(
         min_length=1,
         max_length=75,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
         description="ISO 639-1 codes, e.g. [en] or [en, de].",
     )
     min_chars: int = Field(
@@ -547,6 +585,7 @@ class LoraSpec(ApiModel):
         ["all-linear"],
         min_length=1,
         max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
         description="Module names to adapt, or [all-linear].",
     )
 
@@ -585,6 +624,12 @@ class TrainingSpec(ApiModel):
                 "self.mode == 'lora' || !has(self.lora)",
                 "training.lora is only used with training.mode lora; remove it or set mode: lora",
                 ".lora",
+            ),
+            cel(
+                "!self.resumeOptimizer || self.mode == 'full'",
+                "training.resumeOptimizer does nothing with training.mode lora (each iteration "
+                "trains a new adapter); remove it or set mode: full",
+                ".resumeOptimizer",
             ),
             cel(
                 "!self.resumeOptimizer || self.initFrom == 'previous'",
@@ -663,6 +708,13 @@ class EvaluationSpec(ApiModel):
                 ".sets",
             ),
             cel(
+                "self.evaluateBase || self.sets.all(s, !has(s.maxDrop))",
+                "evaluation.sets[].maxDrop compares with the base model's score, which "
+                "evaluation.evaluateBase: false never measures, so the guard can never trip; set "
+                "evaluateBase: true or remove maxDrop",
+                ".evaluateBase",
+            ),
+            cel(
                 "self.passAtK.all(k, k <= self.samplesPerPrompt)",
                 "evaluation.passAtK values must not exceed evaluation.samplesPerPrompt; raise "
                 "samplesPerPrompt to the largest k",
@@ -687,6 +739,7 @@ class EvaluationSpec(ApiModel):
         [1],
         min_length=1,
         max_length=8,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
         description="Report pass@k for these k; the primary score is the first.",
     )
     samples_per_prompt: int = Field(1, ge=1, le=256, description="Samples per eval prompt.")
@@ -706,8 +759,8 @@ class StorageSpec(ApiModel):
     sub_path: str | None = Field(
         None,
         max_length=512,
-        pattern=r"^[^/].*$",
-        description="Relative directory inside the claim.",
+        pattern=RELATIVE_PATH_PATTERN,
+        description="Relative directory inside the claim (no leading '/', no '..').",
     )
 
 

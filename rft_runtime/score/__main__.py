@@ -10,6 +10,7 @@ import sys
 from pydantic import ValidationError
 
 from ..config.jobs import FailureSummary, ScoreJobConfig, load_config
+from ..datacheck import INVALID_DATA, InvalidData
 from .client import EndpointRejected, EndpointUnreachable, MissingApiKey
 from .data import PromptsUnreadable
 from .job import run_job
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail("EndpointRejected", str(exc))
     except MissingApiKey as exc:
         return fail("MissingApiKey", str(exc))
+    except InvalidData as exc:
+        return fail(INVALID_DATA, str(exc))
     except PromptsUnreadable as exc:
         return fail("PromptsUnreadable", str(exc))
     except Exception as exc:  # the pod must still say why it failed

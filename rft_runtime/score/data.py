@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config.jobs import PromptSource
+from ..jsonl import JsonlError, read_jsonl
 
 
 class PromptsUnreadable(Exception):
@@ -25,17 +25,13 @@ class PromptRow:
 
 
 def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PromptsUnreadable(f"{path}:{number}: not JSON ({exc.msg})") from exc
+    try:
+        for number, row in read_jsonl(path):
             if not isinstance(row, dict):
                 raise PromptsUnreadable(f"{path}:{number}: expected a JSON object per line")
             yield row
+    except JsonlError as exc:
+        raise PromptsUnreadable(str(exc)) from exc
 
 
 def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import filters
 from ..config.jobs import Endpoint, PromptSource, ScoreJobConfig, ScoreSummary
+from ..datacheck import InvalidData, check_files, checks_for
 from ..files import atomic_write_json
 from .client import EndpointClient
 from .data import load_prompts
@@ -125,6 +126,9 @@ def summary_scores(
 
 async def run_job(config: ScoreJobConfig) -> ScoreSummary:
     """Both passes, then metrics.json; returns the termination summary."""
+    problems = check_files(checks_for(config))  # before any request: bad data fails fast
+    if problems:
+        raise InvalidData(problems)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

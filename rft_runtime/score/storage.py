@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
+from ..jsonl import JsonlError, dumps_line, dumps_lines, iter_lines, parse_line
 
 TERMINATION_LOG_ENV = "RFT_TERMINATION_LOG"
 TERMINATION_LIMIT = 4096
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
-    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    atomic_write_text(path, dumps_lines(rows))
 
 
 class ProgressLog:
@@ -37,16 +38,16 @@ class ProgressLog:
             return
         data = self.path.read_bytes()
         good = 0  # byte offset after the last complete, valid line
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
+        for line in iter_lines(data):
+            if not line.complete:
                 break
             try:
-                record = json.loads(line)
+                record = parse_line(line, self.path)
                 key = str(record["id"])
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            except (JsonlError, KeyError, TypeError):
                 break
             self.records.setdefault(key, record)
-            good += len(line)
+            good += len(line.data) + 1
         if good < len(data):
             with self.path.open("r+b") as handle:
                 handle.truncate(good)
@@ -60,7 +61,7 @@ class ProgressLog:
         key = str(record["id"])
         if key in self.records:
             return
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.write(dumps_line(record))
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self.records[key] = record

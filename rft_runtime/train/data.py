@@ -8,7 +8,6 @@ completion ends with EOS, so the trained model learns to stop.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..jsonl import JsonlError, read_jsonl
 from .report import TrainFailure
 
 IGNORE = -100  # label of positions that carry no loss (prompt, padding)
@@ -60,13 +60,15 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
             "matches the dataset it wrote: sft.jsonl or dpo.jsonl)",
         )
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise TrainFailure("DatasetInvalid", f"{path} line {number}: {exc}") from exc
+    try:
+        for number, row in read_jsonl(path):
+            if not isinstance(row, dict):
+                raise TrainFailure(
+                    "DatasetInvalid", f"{path}:{number}: expected a JSON object per line"
+                )
+            rows.append(row)
+    except JsonlError as exc:
+        raise TrainFailure("DatasetInvalid", str(exc)) from exc
     return rows
 
 
