@@ -78,7 +78,7 @@ BATCHED: dict[str, SafeBatchRewardFn] = {
 
 
 def total_bounds(specs: Sequence[RewardSpec]) -> tuple[float, float]:
-    """The range of Σ weight × value given each type's declared range."""
+    """The range of sum of weight * value given each type's declared range."""
     low = sum(min(s.weight * RANGES[s.type][0], s.weight * RANGES[s.type][1]) for s in specs)
     high = sum(max(s.weight * RANGES[s.type][0], s.weight * RANGES[s.type][1]) for s in specs)
     return low, high

@@ -10,19 +10,21 @@ line per test on stdout: {"i": index, "v": [values]} / {"i": index, "out": text}
 import io
 import json
 import sys
+from typing import Any
 
 MAX_DEPTH = 64
 MAX_TEXT = 1 << 18
 
 
-def encode(value, depth=0):
+def encode(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise ValueError("value nested too deeply")
     kind = type(value)
     if value is None or kind in (bool, int, float, str):
         return value
     if kind in (list, tuple, set, frozenset):
-        tag = {list: "l", tuple: "t", set: "s", frozenset: "f"}[kind]
+        tags: dict[type, str] = {list: "l", tuple: "t", set: "s", frozenset: "f"}
+        tag = tags[kind]
         return {tag: [encode(item, depth + 1) for item in value]}
     if kind is dict:
         return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
@@ -36,14 +38,14 @@ def encode(value, depth=0):
     raise TypeError(f"a {kind.__name__} value cannot be sent back")
 
 
-def describe(exc):
+def describe(exc: BaseException) -> str:
     try:
         return f"{type(exc).__name__}: {exc}"[:200]
     except BaseException:
         return "an exception that cannot be printed"
 
 
-def run_one(code, kind, test):
+def run_one(code: Any, kind: str, test: Any) -> dict[str, Any]:
     if kind == "io":
         sys.stdin = io.StringIO(test)
         sys.stdout = captured = io.StringIO()
@@ -60,11 +62,12 @@ def run_one(code, kind, test):
     return {"v": [encode(eval(compile(e, "<test>", "eval"), scope)) for e in test["holes"]]}
 
 
-def main():
+def main() -> None:
     job = json.loads(sys.stdin.read())
     out = sys.stdout
     sys.stdin = io.StringIO("")
-    sys.stdout = sys.__stdout__ = io.StringIO()
+    sys.stdout = io.StringIO()
+    setattr(sys, "__stdout__", sys.stdout)  # noqa: B010 - final in typeshed
     code = compile(job["code"], "<solution>", "exec")
     for index, test in enumerate(job["tests"]):
         try:
@@ -78,4 +81,5 @@ def main():
         out.flush()
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,8 @@ Each run gets:
   fresh host folder removed afterwards;
 - an empty environment and only descriptors 0, 1 and 2 (stdin: the job, stdout: the data
   that comes back, stderr: diagnostics);
-- rlimits: address space, CPU seconds, 1 MiB per file, no core dumps, 64 processes;
+- a seccomp filter (`seccomp.py`): no new processes (threads stay allowed);
+- rlimits: address space, CPU seconds, 1 MiB per file, no core dumps;
 - a wall-clock limit after which the sandbox's PID namespace is killed (SIGKILL to its init
   and to the bwrap process group), and output capped while it streams.
 When bwrap cannot create the namespaces (not installed, or a pod whose seccomp/AppArmor
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import resource
 import selectors
 import shutil
@@ -38,9 +40,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from . import seccomp
+
 MAX_OUTPUT_BYTES = 1 << 20
 MAX_STDERR_BYTES = 64 << 10
-MAX_PROCESSES = 64
 GRACE_SECONDS = 2.0
 SANDBOX_TMP = "/tmp"
 
@@ -100,10 +103,12 @@ def package_dirs() -> list[str]:
     return list(dict.fromkeys(os.path.realpath(p) for p in found))
 
 
-def bwrap_command(workdir: str, packages: bool, info_fd: int) -> list[str]:
+def bwrap_command(workdir: str, packages: bool, info_fd: int, seccomp_fd: int) -> list[str]:
     tool = shutil.which("bwrap")
     if tool is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed; " + SETTING_HINT)
+    if not seccomp.supported():
+        raise SandboxUnavailable(f"no seccomp filter for this machine ({platform.machine()})")
     binds = [sys.base_prefix, os.path.dirname(interpreter())]
     if packages:
         binds += package_dirs()
@@ -134,6 +139,8 @@ def bwrap_command(workdir: str, packages: bool, info_fd: int) -> list[str]:
         SANDBOX_TMP,
         "--info-fd",
         str(info_fd),
+        "--seccomp",
+        str(seccomp_fd),
         "--",
     ]
 
@@ -145,7 +152,6 @@ def _limits(time_limit: float, memory: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
 
 
 def run_child(
@@ -174,9 +180,12 @@ def _run(
 ) -> ChildResult:
     workdir = tempfile.mkdtemp(prefix="rft-sandbox-")
     info_read, info_write = os.pipe()
+    filter_fd = os.memfd_create("rft-seccomp", 0)
     try:
+        os.write(filter_fd, seccomp.no_new_processes())
+        os.lseek(filter_fd, 0, os.SEEK_SET)
         command = [
-            *bwrap_command(workdir, packages, info_write),
+            *bwrap_command(workdir, packages, info_write, filter_fd),
             interpreter(),
             "-I",
             "-B",
@@ -190,7 +199,7 @@ def _run(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(info_write,),
+            pass_fds=(info_write, filter_fd),
             env={},
             cwd=workdir,
             start_new_session=True,
@@ -198,6 +207,8 @@ def _run(
         )
         os.close(info_write)
         info_write = -1
+        os.close(filter_fd)
+        filter_fd = -1
         streams = _Streams(child, stdin, info_read)
         try:
             streams.pump(deadline)
@@ -212,7 +223,7 @@ def _run(
             streams.capped,
         )
     finally:
-        for fd in (info_read, info_write):
+        for fd in (info_read, info_write, filter_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -309,10 +320,8 @@ def _kill(child: subprocess.Popen[bytes], sandbox_pid: int | None) -> None:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILLed: only a stuck kernel
         child.wait(timeout=GRACE_SECONDS)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILLed, so only on a stuck kernel
-        pass
     if pidfd is not None:
         with contextlib.suppress(OSError):
             sel = selectors.DefaultSelector()
