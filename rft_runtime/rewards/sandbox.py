@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -356,6 +356,15 @@ def require() -> None:
     why = availability()
     if why is not None:
         raise SandboxUnavailable(why)
+
+
+SANDBOXED_TYPES = frozenset({"code", "python"})
+
+
+def require_for(reward_types: Iterable[str]) -> None:
+    """Refuse up front (before any sampling is paid for) when a reward needs the sandbox."""
+    if SANDBOXED_TYPES.intersection(reward_types):
+        require()
 
 
 def remove_tree(path: str) -> None:
