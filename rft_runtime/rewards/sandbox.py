@@ -40,6 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..config.spec import SANDBOXED_TYPES
 from . import seccomp
 
 MAX_OUTPUT_BYTES = 1 << 20
@@ -356,9 +357,6 @@ def require() -> None:
     why = availability()
     if why is not None:
         raise SandboxUnavailable(why)
-
-
-SANDBOXED_TYPES = frozenset({"code", "python"})
 
 
 def require_for(reward_types: Iterable[str]) -> None:
