@@ -14,6 +14,16 @@ pick_python() {
   return 1
 }
 
+# The OS sandbox of `type: code` / `type: python` rewards (rft_runtime/rewards/sandbox.py).
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing bubblewrap"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap
+  else
+    echo "warning: bubblewrap (bwrap) is missing: code and python rewards will refuse to run" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   PY=$(pick_python)
   echo "==> creating .venv with $($PY --version)"

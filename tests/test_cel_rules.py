@@ -305,6 +305,14 @@ CASES = [
         set_in("spec.evaluation", DELETE),
     ),
     Case(
+        "(self.seccompProfile == 'Localhost') == has(self.localhostProfile)",
+        both(
+            set_in("spec.runtime.sandbox.seccompProfile", "Localhost"),
+            set_in("spec.runtime.sandbox.localhostProfile", "profiles/rft-sandbox.json"),
+        ),
+        set_in("spec.runtime.sandbox.seccompProfile", "Localhost"),
+    ),
+    Case(
         "self.rewards.exists(r, r.weight > 0.0)",
         set_in("spec.rewards.0.weight", 1),
         both(*(set_in(f"spec.rewards.{i}.weight", 0) for i in range(4))),

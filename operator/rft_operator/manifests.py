@@ -27,7 +27,7 @@ from rft_runtime.config.jobs import (
     TrainJobConfig,
     judge_key_env,
 )
-from rft_runtime.config.spec import ResourceRequirements
+from rft_runtime.config.spec import SANDBOXED_TYPES, ResourceRequirements
 
 from . import api
 from .jobconfigs import TEACHER_KEY_ENV
@@ -179,7 +179,10 @@ def _pod_spec(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "enableServiceLinks": False,
+        "automountServiceAccountToken": False,  # runtime pods never call the API server
     }
+    if runtime.runtime_class_name:
+        pod["runtimeClassName"] = runtime.runtime_class_name
     if runtime.node_selector:
         pod["nodeSelector"] = dict(runtime.node_selector)
     if runtime.tolerations:
@@ -296,7 +299,18 @@ def build_score_job(
         mounts,
         _resources(spec.runtime.resources, 0),
     )
+    if SANDBOXED_TYPES.intersection(r.type for r in spec.rewards):
+        container["securityContext"].update(_sandbox_security(spec))
     return _job(run, spec, name, object_labels, [container], volumes, backoff_limit=3)
+
+
+def _sandbox_security(spec: api.RFTRunSpec) -> dict[str, Any]:
+    """What bubblewrap needs in the scoring container (see docs/rewards.md)."""
+    sandbox = spec.runtime.sandbox
+    seccomp: dict[str, Any] = {"type": sandbox.seccomp_profile}
+    if sandbox.localhost_profile:
+        seccomp["localhostProfile"] = sandbox.localhost_profile
+    return {"seccompProfile": seccomp, "appArmorProfile": {"type": sandbox.app_armor_profile}}
 
 
 def build_train_job(

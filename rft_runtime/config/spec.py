@@ -778,6 +778,43 @@ class LocalObjectReference(ApiModel):
     name: str = Field(max_length=253)
 
 
+SANDBOXED_TYPES = frozenset({"code", "python"})
+"""Reward types whose code runs in the OS sandbox (rft_runtime/rewards/sandbox.py)."""
+
+
+class SandboxSpec(ApiModel):
+    """What the scoring pod's container may do so that the reward sandbox (bubblewrap: user,
+    mount, PID and network namespaces) can be built. Applies only to runs with `code` or
+    `python` rewards; other containers keep RuntimeDefault."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "(self.seccompProfile == 'Localhost') == has(self.localhostProfile)",
+                "runtime.sandbox.localhostProfile is required exactly when "
+                "runtime.sandbox.seccompProfile is Localhost; set both or neither",
+                ".localhostProfile",
+            ),
+        )
+    )
+
+    seccomp_profile: Literal["Unconfined", "RuntimeDefault", "Localhost"] = Field(
+        "Unconfined",
+        description="Seccomp profile of the scoring container. RuntimeDefault forbids the "
+        "namespaces the sandbox needs (code/python rewards then refuse: SandboxUnavailable) "
+        "unless runtimeClassName provides them; Localhost: a node profile that also allows "
+        "clone/unshare with namespace flags, mount, umount2 and pivot_root.",
+    )
+    localhost_profile: str | None = Field(
+        None, max_length=253, description="Node-local profile path when Localhost."
+    )
+    app_armor_profile: Literal["Unconfined", "RuntimeDefault"] = Field(
+        "Unconfined",
+        description="AppArmor profile of the scoring container (the default container "
+        "profile denies the mounts bubblewrap makes).",
+    )
+
+
 class RuntimeSpec(ApiModel):
     """Image and scheduling for every pod of the run."""
 
@@ -799,3 +836,12 @@ class RuntimeSpec(ApiModel):
     )
     priority_class_name: str | None = Field(None, max_length=253)
     service_account_name: str | None = Field(None, max_length=253)
+    runtime_class_name: str | None = Field(
+        None,
+        max_length=253,
+        description="RuntimeClass of every pod of the run, e.g. gvisor or kata for a "
+        "stronger boundary around the whole pod.",
+    )
+    sandbox: SandboxSpec = section(
+        SandboxSpec, "Scoring-container settings the code/python reward sandbox needs."
+    )

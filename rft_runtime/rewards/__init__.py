@@ -13,7 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..config.spec import RewardSpec
-from .base import RewardResult, SafeBatchRewardFn, SafeRewardFn, guarded, guarded_batch, zero
+from .base import (
+    UNIT,
+    RewardResult,
+    SafeBatchRewardFn,
+    SafeRewardFn,
+    bounded,
+    guarded,
+    guarded_batch,
+    zero,
+)
 from .code import code_reward, code_rewards
 from .embedding import embedding_reward, embedding_rewards
 from .exact import exact_reward
@@ -26,31 +35,53 @@ from .regex import regex_reward
 from .reward_models import orm_reward, orm_rewards, prm_reward, prm_rewards
 from .similarity import bleu_reward, contains_reward, fuzzy_reward, rouge_reward
 
-REGISTRY: dict[str, SafeRewardFn] = {
-    "math": guarded(math_reward),
-    "exact": guarded(exact_reward),
-    "normalized": guarded(normalized_reward),
-    "numeric": guarded(numeric_reward),
-    "regex": guarded(regex_reward),
-    "python": guarded(python_reward),
-    "contains": guarded(contains_reward),
-    "fuzzy": guarded(fuzzy_reward),
-    "bleu": guarded(bleu_reward),
-    "rouge": guarded(rouge_reward),
-    "embedding": guarded(embedding_reward),
-    "code": guarded(code_reward),
-    "judge": guarded(judge_reward),
-    "orm": guarded(orm_reward),
-    "prm": guarded(prm_reward),
+RANGES: dict[str, tuple[float, float]] = {
+    name: UNIT
+    for name in (
+        "math", "exact", "normalized", "numeric", "regex", "python", "contains", "fuzzy",
+        "bleu", "rouge", "embedding", "code", "judge", "orm", "prm",
+    )
+}  # fmt: skip
+"""The value range each reward type declares; every result is clamped into it (NaN -> low)."""
+
+_SINGLE = {
+    "math": math_reward,
+    "exact": exact_reward,
+    "normalized": normalized_reward,
+    "numeric": numeric_reward,
+    "regex": regex_reward,
+    "python": python_reward,
+    "contains": contains_reward,
+    "fuzzy": fuzzy_reward,
+    "bleu": bleu_reward,
+    "rouge": rouge_reward,
+    "embedding": embedding_reward,
+    "code": code_reward,
+    "judge": judge_reward,
+    "orm": orm_reward,
+    "prm": prm_reward,
+}
+_BATCH = {
+    "embedding": embedding_rewards,
+    "code": code_rewards,
+    "judge": judge_rewards,
+    "orm": orm_rewards,
+    "prm": prm_rewards,
 }
 
-BATCHED: dict[str, SafeBatchRewardFn] = {
-    "embedding": guarded_batch(embedding_rewards),
-    "code": guarded_batch(code_rewards),
-    "judge": guarded_batch(judge_rewards),
-    "orm": guarded_batch(orm_rewards),
-    "prm": guarded_batch(prm_rewards),
+REGISTRY: dict[str, SafeRewardFn] = {
+    name: guarded(fn, RANGES[name]) for name, fn in _SINGLE.items()
 }
+BATCHED: dict[str, SafeBatchRewardFn] = {
+    name: guarded_batch(fn, RANGES[name]) for name, fn in _BATCH.items()
+}
+
+
+def total_bounds(specs: Sequence[RewardSpec]) -> tuple[float, float]:
+    """The range of sum of weight * value given each type's declared range."""
+    low = sum(min(s.weight * RANGES[s.type][0], s.weight * RANGES[s.type][1]) for s in specs)
+    high = sum(max(s.weight * RANGES[s.type][0], s.weight * RANGES[s.type][1]) for s in specs)
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -135,6 +166,7 @@ def score_batch(
         )
         for spec in specs
     ]
+    low, high = total_bounds(specs)
     scored = []
     for index in range(count):
         values: dict[str, float] = {}
@@ -142,11 +174,13 @@ def score_batch(
         total, gated = 0.0, False
         for spec, results in zip(specs, per_spec, strict=True):
             result = results[index]
-            values[spec.name] = result.value
+            value = bounded(result.value, *RANGES[spec.type])
+            values[spec.name] = value
             if result.reason:
                 reasons[spec.name] = result.reason
-            total += spec.weight * result.value
-            gated = gated or (spec.gate and result.value == 0.0)
+            total += spec.weight * value
+            gated = gated or (spec.gate and value == 0.0)
+        total = bounded(total, low, high) if low <= high else 0.0
         scored.append(Scored(0.0 if gated else total, values, reasons, gated))
     return scored
 
@@ -163,6 +197,7 @@ def is_correct(specs: Sequence[RewardSpec], scored: Scored) -> bool:
 
 __all__ = [
     "BATCHED",
+    "RANGES",
     "REGISTRY",
     "RewardResult",
     "Scored",

@@ -13,6 +13,9 @@ from ..config.spec import RewardSpec
 
 MAX_COMPLETION_CHARS = 100_000  # beyond this a completion is garbage, not an answer
 
+UNIT = (0.0, 1.0)
+"""The range every built-in reward type declares (`RANGES` in `rewards/__init__.py`)."""
+
 
 @dataclass(frozen=True)
 class RewardResult:
@@ -31,6 +34,26 @@ SafeRewardFn = Callable[[RewardSpec, object, object, object], RewardResult]
 
 def zero(reason: str) -> RewardResult:
     return RewardResult(0.0, reason)
+
+
+def bounded(value: object, low: float, high: float) -> float:
+    """The one guard of a reward value: a number inside [low, high]; NaN, a value that is not
+    a number, or one that cannot be converted becomes `low`; +-inf and anything outside is
+    clamped. Every reward result and every total passes through here."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return low
+    if number != number:
+        return low
+    return min(high, max(low, number))
+
+
+def fraction(passed: int, total: int) -> float:
+    """A pass fraction that never exceeds 1 (nor drops below 0)."""
+    if total <= 0:
+        return 0.0
+    return bounded(min(max(passed, 0), total) / total, 0.0, 1.0)
 
 
 def as_text(value: object) -> tuple[str | None, str | None]:
@@ -55,8 +78,20 @@ def as_text(value: object) -> tuple[str | None, str | None]:
     return value, None
 
 
-def guarded(fn: RewardFn) -> SafeRewardFn:
-    """Wrap a reward so bad input and exceptions become 0 with a reason."""
+def _checked(result: RewardResult, low: float, high: float) -> RewardResult:
+    try:
+        value = float(result.value)
+    except (TypeError, ValueError, OverflowError):
+        return RewardResult(low, "reward is not a number")
+    if value != value or value in (float("inf"), float("-inf")):
+        return RewardResult(low, "reward is not a finite number")
+    return RewardResult(bounded(value, low, high), result.reason)
+
+
+def guarded(fn: RewardFn, bounds: tuple[float, float] = UNIT) -> SafeRewardFn:
+    """Wrap a reward so bad input and exceptions become 0 with a reason, and its value stays
+    inside the type's declared `bounds`."""
+    low, high = bounds
 
     def wrapper(
         spec: RewardSpec, prompt: object, completion: object, answer: object
@@ -74,10 +109,7 @@ def guarded(fn: RewardFn) -> SafeRewardFn:
             result = fn(spec, prompt_text or "", text, gold)
         except Exception as exc:  # a reward must never crash the Job
             return zero(f"{type(exc).__name__}: {exc}"[:300])
-        value = float(result.value)
-        if value != value or value in (float("inf"), float("-inf")):
-            return zero("reward is not a finite number")
-        return RewardResult(value, result.reason)
+        return _checked(result, low, high)
 
     wrapper.__name__ = getattr(fn, "__name__", "reward")
     wrapper.__doc__ = fn.__doc__
@@ -95,16 +127,10 @@ SafeBatchRewardFn = Callable[
 ]
 
 
-def _finite(result: RewardResult) -> RewardResult:
-    value = float(result.value)
-    if value != value or value in (float("inf"), float("-inf")):
-        return zero("reward is not a finite number")
-    return RewardResult(value, result.reason)
-
-
-def guarded_batch(fn: BatchRewardFn) -> SafeBatchRewardFn:
+def guarded_batch(fn: BatchRewardFn, bounds: tuple[float, float] = UNIT) -> SafeBatchRewardFn:
     """The batch form of `guarded`: unscorable items get 0 with a reason and the rest go to
     `fn` in one call; an exception scores every item of the call 0 with its reason."""
+    low, high = bounds
 
     def wrapper(
         spec: RewardSpec,
@@ -138,7 +164,7 @@ def guarded_batch(fn: BatchRewardFn) -> SafeBatchRewardFn:
                 )
                 if len(scored) != len(clean):
                     raise ValueError(f"{len(scored)} results for {len(clean)} items")
-                filled = [_finite(r) for r in scored]
+                filled = [_checked(r, low, high) for r in scored]
             except Exception as exc:  # a reward must never crash the Job
                 filled = [zero(f"{type(exc).__name__}: {exc}"[:300])] * len(clean)
             for (index, *_), result in zip(clean, filled, strict=True):

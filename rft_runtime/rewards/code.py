@@ -3,14 +3,19 @@
 The program is the last ```python (or ```py, or plain ```) block of the completion, or the
 whole completion when it has none. The tests are the reward's reference (the data's answer
 column, or `answerField`, e.g. a `tests` column), one of:
-- a JSON list of assert statements: `["assert add(1, 2) == 3", ...]`, each run after the
-  program in its namespace;
+- a JSON list of assert statements: `["assert add(1, 2) == 3", ...]` (statements before the
+  final assert are setup);
 - a JSON list of `{"input": ..., "output": ...}` pairs: the program runs once per pair with
-  `input` on stdin, and its stripped stdout must equal the stripped `output`;
+  `input` on stdin;
 - a JSON object `{"tests": [...]}` holding either list;
 - plain text: each line starting with `assert` is one test (or the whole text is one test).
-All tests of one completion run in one sandboxed child (see `sandbox.py`) under
-`code.timeoutSeconds` and `code.memoryMb`; tests not reached before the limit fail.
+
+The grade is decided here, in the scoring process, never by the program: the sandboxed
+runner (`code_child.py`, in the OS sandbox of `sandbox.py`) gets the program, the inputs and
+the expressions that need the program (`asserts.py`), and sends back data — JSON values or
+stdout text, one frame per test. This process decodes them (`wire.py`) and compares them
+with the expected values, which never leave it. A missing, duplicated or malformed frame is
+a failed case; tests not reached before the limit fail.
 """
 
 from __future__ import annotations
@@ -20,52 +25,18 @@ import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from ..config.spec import CodeSpec, RewardSpec
-from .base import RewardResult, zero
-from .sandbox import GUARD, isolation_prefix, run_child
+from .asserts import Check, compile_check
+from .base import RewardResult, fraction, zero
+from .sandbox import SandboxUnavailable, run_child
+from .wire import BadValue, decode, parse_frame
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
-_CHILD = (
-    GUARD
-    + r"""
-import contextlib, io, json, os, sys
-
-_out = os.fdopen(os.dup(1), "w")
-job = json.loads(sys.stdin.read())
-sys.stdout = io.StringIO()
-sys.stdin = io.StringIO("")
-os.close(0)
-os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray fd-level prints cannot mix with results
-_install_guard()
-code = compile(job["code"], "<solution>", "exec")
-for test in job["tests"]:
-    ok, error = False, "wrong output"
-    try:
-        if job["kind"] == "assert":
-            scope = {"__name__": "__main__"}
-            exec(code, scope)
-            exec(compile(test, "<test>", "exec"), scope)
-            ok = True
-        else:
-            sys.stdin = io.StringIO(test["input"])
-            sys.stdout = captured = io.StringIO()
-            try:
-                exec(code, {"__name__": "__main__"})
-            except SystemExit as stop:
-                if stop.code not in (None, 0):
-                    raise
-            ok = captured.getvalue().strip() == test["output"].strip()
-    except BaseException as exc:
-        ok, error = False, f"{type(exc).__name__}: {exc}"
-    finally:
-        sys.stdout = io.StringIO()
-    _out.write("1\n" if ok else "0 " + " ".join(error.split())[:200] + "\n")
-    _out.flush()
-"""
-)
+_RUNNER = (Path(__file__).parent / "code_child.py").read_text(encoding="utf-8")
 
 
 def extract_code(completion: str) -> str:
@@ -109,38 +80,85 @@ def parse_tests(reference: str) -> tuple[str, list[Any]]:
     )
 
 
+def _verdict(kind: str, test: Any, frame: dict[str, Any] | None) -> tuple[bool, str]:
+    """Pass/fail of one case, decided here from the data the runner sent."""
+    if frame is None:
+        return False, "no result"
+    if "e" in frame:
+        return False, " ".join(str(frame["e"]).split())[:200]
+    try:
+        if kind == "io":
+            out = frame.get("out")
+            if type(out) is not str:
+                raise BadValue("output is not text")
+            return out.strip() == test["output"].strip(), "wrong output"
+        check: Check = test
+        values = frame.get("v")
+        if type(values) is not list:
+            raise BadValue("no values")
+        ok = check.verdict([decode(v) for v in values])
+        return ok, "AssertionError" if not ok else ""
+    except Exception as exc:  # a value that does not decode or compare fails the case
+        return False, f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _frames(stdout: bytes, count: int) -> list[dict[str, Any] | None]:
+    """The runner's frame of each case; a case with two frames has none (forged lines)."""
+    seen: dict[int, dict[str, Any] | None] = {}
+    for line in stdout.splitlines():
+        frame = parse_frame(line)
+        if frame is None or not 0 <= frame["i"] < count:
+            continue
+        index = frame["i"]
+        seen[index] = None if index in seen else frame
+    return [seen.get(i) for i in range(count)]
+
+
 def run_tests(code: str, kind: str, tests: list[Any], limits: CodeSpec) -> RewardResult:
-    """Run the tests in one sandboxed child; the value is the fraction that passed."""
+    """Run the program on every case in one sandbox; the value is the fraction that passed."""
     tests = tests[: limits.max_tests]
-    payload = json.dumps({"code": code, "kind": kind, "tests": tests}).encode()
     try:
         compile(code, "<solution>", "exec")
-    except (SyntaxError, ValueError) as exc:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         return zero(f"program does not compile: {exc}"[:300])
-    child = run_child(
-        _CHILD,
-        payload,
-        time_limit=limits.timeout_seconds,
-        memory=limits.memory_mb << 20,
-        prefix=isolation_prefix(),
-        extra_flags=("-S",),
-        processes=64,
-    )
-    marks = child.stdout.decode("utf-8", "replace").splitlines()
-    passed = sum(1 for m in marks if m == "1")
-    value = passed / len(tests)
-    failures = [m[2:] for m in marks if m.startswith("0")]
+    if kind == "io":
+        sent: list[Any] = [t["input"] for t in tests]
+        cases: list[Any] = tests
+    else:
+        try:
+            cases = [compile_check(t) for t in tests]
+        except ValueError as exc:
+            return zero(f"bad test: {exc}"[:300])
+        sent = [{"setup": c.setup, "holes": list(c.holes)} for c in cases]
+    payload = json.dumps({"code": code, "kind": kind, "tests": sent}).encode()
+    try:
+        child = run_child(
+            _RUNNER,
+            payload,
+            time_limit=limits.timeout_seconds,
+            memory=limits.memory_mb << 20,
+        )
+    except SandboxUnavailable as exc:
+        return zero(f"SandboxUnavailable: {exc}"[:600])
+    frames = _frames(child.stdout, len(cases))
+    verdicts = [_verdict(kind, case, frame) for case, frame in zip(cases, frames, strict=True)]
+    passed = sum(1 for ok, _ in verdicts if ok)
+    value = fraction(passed, len(cases))
+    failures = [why for ok, why in verdicts if not ok]
     first = f"; first failure: {failures[0]}" if failures else ""
-    if len(marks) >= len(tests) and child.returncode == 0:
-        if passed == len(tests):
+    if child.returncode == 0 or all(f is not None for f in frames):
+        if passed == len(cases):
             return RewardResult(value)
-        return RewardResult(value, f"{passed}/{len(tests)} passed{first}")
+        return RewardResult(value, f"{passed}/{len(cases)} passed{first}")
     if child.timed_out:
         why = f"time limit {limits.timeout_seconds:g}s"
+    elif child.output_capped:
+        why = "output limit"
     else:
         why = f"exit {child.returncode}: {child.last_error_line()}"
+    reached = sum(1 for f in frames if f is not None)
     return RewardResult(
-        value, f"{passed}/{len(tests)} passed; stopped after {len(marks)} ({why}){first}"
+        value, f"{passed}/{len(cases)} passed; stopped after {reached} ({why}){first}"
     )
 
 

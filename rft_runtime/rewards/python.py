@@ -1,10 +1,12 @@
-"""type: python — a user's `reward(prompt, completion, answer) -> float`, run in a sandbox.
+"""type: python — a user's `reward(prompt, completion, answer) -> float`, run in the OS
+sandbox of `sandbox.py`.
 
-Each call is a fresh child process with the guarantees listed in `sandbox.py` (time and
-memory limits, no network, no child processes, no writes outside a temporary folder that
-is removed afterwards, empty environment). The runtime's installed packages stay
-importable. It is NOT a security boundary against hostile code; it keeps honest-but-buggy
-reward code from hanging, exhausting memory or calling out.
+User reward code is trusted less than the operator and more than the policy: it is the
+grader, so its return value is the verdict (clamped to the type's range by the caller),
+but it runs with the same isolation as `type: code` programs — no network, no writes
+outside its temporary folder, no view of the scoring process, its environment, secrets or
+service-account token, no processes left behind, time and memory limits — plus read-only
+access to the runtime's installed packages. The completion reaches it as data only.
 """
 
 from __future__ import annotations
@@ -13,27 +15,25 @@ import json
 
 from ..config.spec import RewardSpec
 from .base import RewardResult, zero
-from .sandbox import GUARD, MAX_OUTPUT_BYTES, network_isolation_prefix, run_child
+from .sandbox import MAX_OUTPUT_BYTES, SandboxUnavailable, package_dirs, run_child
 
 TIME_LIMIT_SECONDS = 5.0
 MEMORY_LIMIT_BYTES = 1 << 30
 
-_CHILD = (
-    GUARD
-    + r"""
-import json, os, sys
+_RUNNER = r"""
+import json, site, sys
 
-_out = os.fdopen(os.dup(1), "w")
-sys.stdout = sys.stderr  # the user's prints must not corrupt the result line
 job = json.loads(sys.stdin.read())
-_install_guard()
+for folder in job["packages"]:
+    site.addsitedir(folder)
+out = sys.stdout
+sys.stdout = sys.stderr  # the user's prints must not mix with the value
 scope = {"__name__": "reward_sandbox"}
 exec(compile(job["source"], "<reward source>", "exec"), scope)
 value = float(scope["reward"](job["prompt"], job["completion"], job["answer"]))
-_out.write(json.dumps({"value": value}))
-_out.flush()
+out.write(json.dumps({"value": value}))
+out.flush()
 """
-)
 
 
 def run_sandboxed(
@@ -45,27 +45,33 @@ def run_sandboxed(
     time_limit: float = TIME_LIMIT_SECONDS,
     memory: int = MEMORY_LIMIT_BYTES,
 ) -> RewardResult:
-    """Run `reward(...)` from `source` in a fresh limited child; never raises."""
+    """Run `reward(...)` from `source` in a fresh sandbox; never raises."""
     payload = json.dumps(
-        {"source": source, "prompt": prompt, "completion": completion, "answer": answer}
+        {
+            "source": source,
+            "prompt": prompt,
+            "completion": completion,
+            "answer": answer,
+            "packages": package_dirs(),
+        }
     )
-    child = run_child(
-        _CHILD,
-        payload.encode(),
-        time_limit=time_limit,
-        memory=memory,
-        prefix=network_isolation_prefix(),
-    )
-    if child.returncode is None:
+    try:
+        child = run_child(
+            _RUNNER, payload.encode(), time_limit=time_limit, memory=memory, packages=True
+        )
+    except SandboxUnavailable as exc:
+        return zero(f"SandboxUnavailable: {exc}"[:600])
+    if child.timed_out:
         return zero(f"python reward timed out after {time_limit:g}s")
     if child.returncode != 0:
-        if child.timed_out:
-            return zero("python reward exceeded its time limit")
         return zero(f"python reward failed: {child.last_error_line()}")
     try:
-        return RewardResult(float(json.loads(child.stdout[:MAX_OUTPUT_BYTES])["value"]))
+        value = json.loads(child.stdout[:MAX_OUTPUT_BYTES])["value"]
     except (ValueError, KeyError, TypeError):
         return zero("python reward returned no number")
+    if type(value) not in (int, float):
+        return zero("python reward returned no number")
+    return RewardResult(float(value))
 
 
 def python_reward(spec: RewardSpec, prompt: str, completion: str, answer: str) -> RewardResult:
@@ -74,4 +80,4 @@ def python_reward(spec: RewardSpec, prompt: str, completion: str, answer: str) -
     return run_sandboxed(spec.source, prompt, completion, answer)
 
 
-__all__ = ["network_isolation_prefix", "python_reward", "run_sandboxed"]
+__all__ = ["python_reward", "run_sandboxed"]

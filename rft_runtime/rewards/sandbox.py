@@ -1,169 +1,158 @@
-"""The process sandbox shared by `type: python` (user reward code) and `type: code`
-(model-written programs run against tests).
+"""The operating-system sandbox shared by `type: code` (model-written programs) and
+`type: python` (user reward code): bubblewrap (`bwrap`, Debian package `bubblewrap`) runs
+the interpreter in fresh Linux namespaces, so what holds does not depend on Python.
 
-Every run is a fresh child process that gets:
-- time: a wall-clock limit (the whole process group is killed with SIGKILL) and RLIMIT_CPU;
-- memory: RLIMIT_AS (address space), RLIMIT_FSIZE (no large files), no core dumps,
-  RLIMIT_NPROC where the kernel enforces it (not for root);
-- processes: when `unshare` permits, a new PID namespace whose init is the child, so every
-  process it starts dies with it; in every case an audit hook refuses fork, exec, spawn,
-  `os.system`, `subprocess`, signals to other processes and `ctypes`, and the raw
-  `_posixsubprocess` / `_socket` / `_ctypes` modules cannot be imported;
-- network: when `unshare` permits, a new, empty network namespace; in every case the
-  `socket` module's constructors and resolvers raise and socket audit events are refused;
-- filesystem: the working directory is a fresh temporary folder, removed afterwards; the
-  audit hook refuses every write, create, rename, delete or permission change outside it
-  (reads stay allowed);
-- environment: empty (no secrets), isolated interpreter (`-I`), no bytecode writes.
-This is containment for buggy or mischievous code in a pod that is itself the real
-boundary; native code loaded some other way could still bypass the Python-level hook.
+Each run gets:
+- user namespace (no capabilities, no further namespaces: `--disable-userns`), PID namespace
+  (it sees and can signal or ptrace only its own processes; all of them die with it), empty
+  network namespace, IPC and UTS namespaces, a new session (no terminal injection);
+- a mount namespace whose root is an empty read-only tmpfs holding only read-only binds of
+  /usr (and the /lib, /bin symlinks), the interpreter's prefix and, for `python` rewards,
+  the installed packages; a minimal read-only /dev; no /proc, /sys, /etc, /home, /root,
+  /var, no storage volume, no service-account token; the only writable place is /tmp, a
+  fresh host folder removed afterwards;
+- an empty environment and only descriptors 0, 1 and 2 (stdin: the job, stdout: the data
+  that comes back, stderr: diagnostics);
+- a seccomp filter (`seccomp.py`): no new processes (threads stay allowed);
+- rlimits: address space, CPU seconds, 1 MiB per file, no core dumps;
+- a wall-clock limit after which the sandbox's PID namespace is killed (SIGKILL to its init
+  and to the bwrap process group), and output capped while it streams.
+When bwrap cannot create the namespaces (not installed, or a pod whose seccomp/AppArmor
+profile forbids them), `SandboxUnavailable` says so and which setting to change: the
+rewards refuse to run unconfined.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import platform
 import resource
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..config.spec import SANDBOXED_TYPES
+from . import seccomp
+
 MAX_OUTPUT_BYTES = 1 << 20
+MAX_STDERR_BYTES = 64 << 10
+GRACE_SECONDS = 2.0
+SANDBOX_TMP = "/tmp"
 
-GUARD = r"""
-def _install_guard():
-    import os, socket, sys
-
-    def _blocked(*args, **kwargs):
-        raise PermissionError("network access is disabled in the sandbox")
-
-    for name in ("socket", "create_connection", "create_server", "socketpair", "fromfd",
-                 "getaddrinfo", "gethostbyname", "gethostbyname_ex"):
-        setattr(socket, name, _blocked)
-    for name in ("_socket", "_posixsubprocess", "_ctypes", "_multiprocessing"):
-        sys.modules[name] = None
-    root = os.path.realpath(os.getcwd())
-    allowed = (root, "/dev/null")
-    realpath, fspath = os.path.realpath, os.fspath
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    denied_prefixes = ("socket.", "ctypes.", "subprocess.", "os.exec", "os.spawn",
-                       "os.posix_spawn", "pty.")
-    denied = {"os.fork", "os.forkpty", "os.system", "os.kill", "os.killpg", "os.startfile",
-              "resource.setrlimit", "resource.prlimit", "sys.setprofile", "sys.settrace"}
-    # event -> (path index, dir_fd index or None) for every path the event touches
-    path_events = {"os.remove": ((0, 1),), "os.rmdir": ((0, 1),), "os.mkdir": ((0, 2),),
-                   "os.chmod": ((0, 2),), "os.chown": ((0, 3),), "os.utime": ((0, 3),),
-                   "os.truncate": ((0, None),), "os.rename": ((0, 2), (1, 3)),
-                   "os.link": ((0, 2), (1, 3)), "os.symlink": ((1, 2),),
-                   "shutil.rmtree": ((0, 1),), "shutil.copyfile": ((1, None),),
-                   "os.chroot": ((0, None),), "os.mkfifo": ((0, 2),), "os.mknod": ((0, 3),)}
-    readlink, isabs, join, fsdecode = os.readlink, os.path.isabs, os.path.join, os.fsdecode
-
-    def inside(path, dir_fd=None):
-        if isinstance(path, int):
-            return True  # an already open descriptor
-        try:
-            path = fsdecode(fspath(path))
-            if isinstance(dir_fd, int) and dir_fd >= 0 and not isabs(path):
-                path = join(readlink(f"/proc/self/fd/{dir_fd}"), path)
-            full = realpath(path)
-        except (TypeError, ValueError, OSError):
-            return False
-        return any(full == a or full.startswith(a + "/") for a in allowed)
-
-    def hook(event, args):
-        if event in denied or event.startswith(denied_prefixes):
-            raise PermissionError(f"{event} is not allowed in the sandbox")
-        if event == "open":
-            path, mode, flags = args
-            writes = (isinstance(flags, int) and flags & write_flags) or (
-                isinstance(mode, str) and any(c in mode for c in "wax+"))
-            if writes and not inside(path):
-                raise PermissionError(f"writing {path!r} outside the sandbox folder")
-        elif event in path_events:
-            for index, fd_index in path_events[event]:
-                dir_fd = args[fd_index] if fd_index is not None and fd_index < len(args) else None
-                if index < len(args) and not inside(args[index], dir_fd):
-                    raise PermissionError(f"{event} outside the sandbox folder")
-
-    real_open = os.open
-
-    def guarded_open(path, flags, mode=0o777, *, dir_fd=None):
-        # the audit event of os.open does not carry dir_fd: check it here
-        if dir_fd is not None and flags & write_flags and not inside(path, dir_fd):
-            raise PermissionError(f"writing {path!r} outside the sandbox folder")
-        return real_open(path, flags, mode, dir_fd=dir_fd)
-
-    import posix
-
-    os.open = posix.open = guarded_open
-
-    sys.dont_write_bytecode = True
-    sys.addaudithook(hook)
-"""
+SETTING_HINT = (
+    "the scoring pod needs user, mount and PID namespaces for bubblewrap: keep "
+    "spec.runtime.sandbox.seccompProfile at Unconfined (or a Localhost profile that allows "
+    "clone/unshare with namespace flags, mount, pivot_root and umount2), "
+    "spec.runtime.sandbox.appArmorProfile at Unconfined, and a node whose kernel allows "
+    "unprivileged user namespaces (or set spec.runtime.runtimeClassName to a sandboxed "
+    "runtime that provides them); locally, install bubblewrap (apt-get install bubblewrap)"
+)
 
 
-@lru_cache(maxsize=1)
-def network_isolation_prefix() -> tuple[str, ...]:
-    """`unshare` arguments that give the child an empty network namespace, if permitted."""
-    return _probe((("-n",), ("-r", "-n")))
-
-
-@lru_cache(maxsize=1)
-def isolation_prefix() -> tuple[str, ...]:
-    """New network and PID namespaces if permitted, else the network one alone, else none."""
-    return _probe(
-        (
-            ("-n", "-p", "-f", "--kill-child"),
-            ("-r", "-n", "-p", "-f", "--kill-child"),
-            ("-n",),
-            ("-r", "-n"),
-        )
-    )
-
-
-def _probe(candidates: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
-    tool = shutil.which("unshare")
-    if tool is None:
-        return ()
-    for flags in candidates:
-        try:
-            probe = subprocess.run([tool, *flags, "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0:
-            return (tool, *flags)
-    return ()
-
-
-def _limits(time_limit: float, memory: int, processes: int | None) -> None:
-    """Runs in the child between fork and exec."""
-    cpu = max(1, int(time_limit + 1))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if processes is not None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap cannot build the sandbox here; the message names what to change."""
 
 
 @dataclass(frozen=True)
 class ChildResult:
-    returncode: int | None  # None: killed at the wall-clock limit
+    returncode: int | None  # None: killed at the wall-clock limit or at the output cap
     stdout: bytes
     stderr: bytes
-
-    @property
-    def timed_out(self) -> bool:
-        return self.returncode is None or self.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+    timed_out: bool = False
+    output_capped: bool = False
 
     def last_error_line(self) -> str:
         lines = self.stderr.decode("utf-8", "replace").strip().splitlines()
         return (lines[-1] if lines else "no output")[:200]
+
+
+def _bind_args(paths: Sequence[str]) -> list[str]:
+    """Read-only binds of `paths` plus /usr and the merged-/usr symlinks (or binds)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    seen = {"/usr"}
+    for path in sorted({os.path.realpath(p) for p in paths}):
+        if not os.path.isdir(path) or any(path == s or path.startswith(s + "/") for s in seen):
+            continue
+        seen.add(path)
+        args += ["--ro-bind", path, path]
+    return args
+
+
+def interpreter() -> str:
+    """The real base interpreter (not a venv's symlink)."""
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    return os.path.realpath(base)
+
+
+def package_dirs() -> list[str]:
+    """The installed-package folders of this interpreter (for `python` rewards)."""
+    found = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    return list(dict.fromkeys(os.path.realpath(p) for p in found))
+
+
+def bwrap_command(workdir: str, packages: bool, info_fd: int, seccomp_fd: int) -> list[str]:
+    tool = shutil.which("bwrap")
+    if tool is None:
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed; " + SETTING_HINT)
+    if not seccomp.supported():
+        raise SandboxUnavailable(f"no seccomp filter for this machine ({platform.machine()})")
+    binds = [sys.base_prefix, os.path.dirname(interpreter())]
+    if packages:
+        binds += package_dirs()
+    return [
+        tool,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--clearenv",
+        *_bind_args(binds),
+        "--dev",
+        "/dev",
+        "--bind",
+        workdir,
+        SANDBOX_TMP,
+        "--remount-ro",
+        "/",
+        "--remount-ro",
+        "/dev",
+        "--chdir",
+        SANDBOX_TMP,
+        "--setenv",
+        "TMPDIR",
+        SANDBOX_TMP,
+        "--info-fd",
+        str(info_fd),
+        "--seccomp",
+        str(seccomp_fd),
+        "--",
+    ]
+
+
+def _limits(time_limit: float, memory: int) -> None:
+    """Runs in the child between fork and exec; bwrap and the sandbox inherit them."""
+    cpu = max(1, int(time_limit + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_OUTPUT_BYTES, MAX_OUTPUT_BYTES))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def run_child(
@@ -172,68 +161,221 @@ def run_child(
     *,
     time_limit: float,
     memory: int,
-    prefix: tuple[str, ...] | None = None,
-    extra_flags: tuple[str, ...] = (),
-    processes: int | None = None,
+    packages: bool = False,
+    flags: Sequence[str] = ("-S",),
 ) -> ChildResult:
-    """Run `python -I <extra_flags> -c program` in a fresh temporary folder under the limits
-    above; whatever happens, the process group is gone and the folder removed on return."""
-    command = [
-        *(network_isolation_prefix() if prefix is None else prefix),
-        sys.executable,
-        "-I",
-        "-B",
-        *extra_flags,
-        "-c",
-        program,
-    ]
+    """Run `python -I -B <flags> -c program` in the sandbox; whatever happens, every process
+    of the sandbox is gone and its folder removed on return, within the limit + ~2 s.
+    Raises `SandboxUnavailable` (checked once per process) instead of running unconfined."""
+    require()
+    return _run(program, stdin, time_limit, memory, packages, flags)
+
+
+def _run(
+    program: str,
+    stdin: bytes,
+    time_limit: float,
+    memory: int,
+    packages: bool,
+    flags: Sequence[str],
+) -> ChildResult:
     workdir = tempfile.mkdtemp(prefix="rft-sandbox-")
+    info_read, info_write = os.pipe()
+    filter_fd = os.memfd_create("rft-seccomp", 0)
     try:
+        os.write(filter_fd, seccomp.no_new_processes())
+        os.lseek(filter_fd, 0, os.SEEK_SET)
+        command = [
+            *bwrap_command(workdir, packages, info_write, filter_fd),
+            interpreter(),
+            "-I",
+            "-B",
+            *flags,
+            "-c",
+            program,
+        ]
+        deadline = time.monotonic() + time_limit
         child = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            cwd=workdir,
+            pass_fds=(info_write, filter_fd),
             env={},
+            cwd=workdir,
             start_new_session=True,
-            preexec_fn=lambda: _limits(time_limit, memory, processes),
+            preexec_fn=lambda: _limits(time_limit, memory),
         )
+        os.close(info_write)
+        info_write = -1
+        os.close(filter_fd)
+        filter_fd = -1
+        streams = _Streams(child, stdin, info_read)
         try:
-            out, err = child.communicate(stdin, timeout=time_limit)
-            code: int | None = child.returncode
-        except subprocess.TimeoutExpired:
-            code = None
-            out, err = b"", b""
+            streams.pump(deadline)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)  # stragglers of a finished child too
-        if code is None:
-            try:  # what the child wrote before the limit
-                out, err = child.communicate(timeout=2)
-            except subprocess.TimeoutExpired:  # an escaped process still holds the pipes
-                for pipe in (child.stdout, child.stderr):
-                    if pipe is not None:
-                        pipe.close()
-                child.wait()
-        return ChildResult(code, out[:MAX_OUTPUT_BYTES], err[-MAX_OUTPUT_BYTES:])
+            _kill(child, streams.sandbox_pid)
+        stopped = streams.deadline_hit or streams.capped
+        return ChildResult(
+            None if stopped else child.returncode,
+            bytes(streams.out),
+            bytes(streams.err),
+            streams.deadline_hit,
+            streams.capped,
+        )
     finally:
-        _remove(workdir)
+        for fd in (info_read, info_write, filter_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        remove_tree(workdir)
 
 
-def _remove(path: str) -> None:
+class _Streams:
+    """Feed stdin and read stdout/stderr/info without blocking, with caps, until the child
+    exits or the deadline passes."""
+
+    def __init__(self, child: subprocess.Popen[bytes], stdin: bytes, info_fd: int) -> None:
+        self.child = child
+        self.pending = memoryview(stdin)
+        self.out = bytearray()
+        self.err = bytearray()
+        self.info = bytearray()
+        self.capped = False
+        self.deadline_hit = False
+        self.sandbox_pid: int | None = None
+        self.selector = selectors.DefaultSelector()
+        assert child.stdin and child.stdout and child.stderr
+        for pipe in (child.stdin, child.stdout, child.stderr):
+            os.set_blocking(pipe.fileno(), False)
+        os.set_blocking(info_fd, False)
+        if self.pending:
+            self.selector.register(child.stdin, selectors.EVENT_WRITE, "in")
+        else:
+            child.stdin.close()
+        self.selector.register(child.stdout, selectors.EVENT_READ, "out")
+        self.selector.register(child.stderr, selectors.EVENT_READ, "err")
+        self.selector.register(info_fd, selectors.EVENT_READ, "info")
+
+    def pump(self, deadline: float) -> None:
+        try:
+            while self.selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.deadline_hit = True
+                    return
+                for key, _ in self.selector.select(timeout=min(left, 0.5)):
+                    self._ready(key)
+                    if self.capped:
+                        return
+            self.child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.deadline_hit = True
+        finally:
+            self.selector.close()
+
+    def _ready(self, key: selectors.SelectorKey) -> None:
+        if key.data == "in":
+            assert self.child.stdin is not None
+            try:
+                sent = os.write(self.child.stdin.fileno(), self.pending[:65536])
+            except (BrokenPipeError, BlockingIOError):
+                sent = len(self.pending)
+            self.pending = self.pending[sent:]
+            if not self.pending:
+                self.selector.unregister(self.child.stdin)
+                self.child.stdin.close()
+            return
+        fd = key.fd
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.selector.unregister(key.fileobj)
+            return
+        if key.data == "out":
+            room = MAX_OUTPUT_BYTES - len(self.out)
+            self.out += chunk[:room]
+            self.capped = len(chunk) > room
+        elif key.data == "err":
+            self.err += chunk
+            del self.err[:-MAX_STDERR_BYTES]
+        else:
+            self.info += chunk[:4096]
+            self._parse_info()
+
+    def _parse_info(self) -> None:
+        if self.sandbox_pid is None:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                self.sandbox_pid = int(json.loads(self.info.decode())["child-pid"])
+
+
+def _kill(child: subprocess.Popen[bytes], sandbox_pid: int | None) -> None:
+    """SIGKILL the sandbox's PID-namespace init (the kernel then kills every process of the
+    namespace, `setsid` or not) and bwrap's process group; wait for both."""
+    pidfd = None
+    if sandbox_pid is not None:
+        with contextlib.suppress(OSError):
+            pidfd = os.pidfd_open(sandbox_pid)
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILLed: only a stuck kernel
+        child.wait(timeout=GRACE_SECONDS)
+    if pidfd is not None:
+        with contextlib.suppress(OSError):
+            sel = selectors.DefaultSelector()
+            sel.register(pidfd, selectors.EVENT_READ)
+            sel.select(timeout=GRACE_SECONDS)  # readable once the namespace's init has exited
+            sel.close()
+        os.close(pidfd)
+    for pipe in (child.stdin, child.stdout, child.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+@lru_cache(maxsize=1)
+def availability() -> str | None:
+    """None when the sandbox works here, else why not (cached: the answer does not change
+    within one process)."""
+    try:
+        result = _run("print(6 * 7)", b"", 20.0, 1 << 30, False, ("-S",))
+    except SandboxUnavailable as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot start bubblewrap: {exc}; {SETTING_HINT}"
+    if result.returncode == 0 and result.stdout.strip() == b"42":
+        return None
+    detail = result.stderr.decode("utf-8", "replace").strip()[-300:] or "no output"
+    return f"bubblewrap cannot create the sandbox ({detail}); {SETTING_HINT}"
+
+
+def require() -> None:
+    """Raise `SandboxUnavailable` unless the sandbox works here."""
+    why = availability()
+    if why is not None:
+        raise SandboxUnavailable(why)
+
+
+def require_for(reward_types: Iterable[str]) -> None:
+    """Refuse up front (before any sampling is paid for) when a reward needs the sandbox."""
+    if SANDBOXED_TYPES.intersection(reward_types):
+        require()
+
+
+def remove_tree(path: str) -> None:
     """Delete the folder even where the child removed permissions inside it."""
 
     def make_writable(func: object, name: str, exc: object) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(name), 0o700)
-            os.chmod(name, 0o700)
-        except OSError:
-            pass
-        if os.path.isdir(name) and not os.path.islink(name):
-            shutil.rmtree(name, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o700)
+                shutil.rmtree(name, ignore_errors=True)
+            else:
                 os.unlink(name)
 
     shutil.rmtree(path, onerror=make_writable)

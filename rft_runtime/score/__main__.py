@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ..config.jobs import FailureSummary, ScoreJobConfig, load_config
 from ..datacheck import INVALID_DATA, InvalidData
+from ..rewards.sandbox import SandboxUnavailable, require_for
 from .client import EndpointRejected, EndpointUnreachable, MissingApiKey
 from .data import PromptsUnreadable
 from .job import run_job
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(ScoreJobConfig, args.config)
     except (OSError, ValidationError) as exc:
         return fail("InvalidConfig", str(exc))
+    try:
+        require_for(reward.type for reward in config.rewards)
+    except SandboxUnavailable as exc:
+        return fail("SandboxUnavailable", str(exc))
     try:
         summary = asyncio.run(run_job(config))
     except EndpointUnreachable as exc:

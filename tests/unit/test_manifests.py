@@ -217,3 +217,35 @@ def test_judge_keys_and_reward_models_reach_the_scoring_pod() -> None:
     }
     assert "reward-models" in claims
     kubernetes_validate.validate(score, K8S_VERSION, strict=True)
+
+
+def test_sandbox_settings_reach_only_the_scoring_container_of_sandboxed_runs() -> None:
+    """Runtime pods mount no service-account token; a run with `code` rewards gives the
+    scoring container what bubblewrap needs, validated against the Kubernetes schema."""
+    manifest = load_yaml(ROOT / "examples" / "minimal.yaml")
+    plain = objects_for(manifest)
+    for pod in pods(plain):
+        assert pod["automountServiceAccountToken"] is False
+        assert "runtimeClassName" not in pod
+        for container in pod["containers"]:
+            assert "seccompProfile" not in container["securityContext"]
+    manifest["spec"]["rewards"] = [{"name": "tests", "type": "code", "answerField": "tests"}]
+    manifest["spec"].setdefault("runtime", {})["runtimeClassName"] = "gvisor"
+    manifest["spec"]["runtime"]["sandbox"] = {
+        "seccompProfile": "Localhost",
+        "localhostProfile": "profiles/rft-sandbox.json",
+    }
+    objects = objects_for(manifest)
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    for pod in pods(objects):
+        assert pod["runtimeClassName"] == "gvisor"
+    score = next(o for o in objects if o["metadata"]["name"].endswith("-score"))
+    context = score["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert context["seccompProfile"] == {
+        "type": "Localhost",
+        "localhostProfile": "profiles/rft-sandbox.json",
+    }
+    assert context["appArmorProfile"] == {"type": "Unconfined"}
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}

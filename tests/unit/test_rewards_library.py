@@ -1,16 +1,12 @@
-"""The reward library: code execution in the sandbox (with hostile programs), string and
+"""The reward library: code grading (hostile programs: test_code_sandbox.py), string and
 similarity graders, the LLM judge against a local OpenAI-compatible test server, and
 batch scoring with row columns, weights and gates."""
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,7 +20,6 @@ from rft_runtime.rewards import judge as judge_module
 from rft_runtime.rewards.base import MAX_COMPLETION_CHARS
 from rft_runtime.rewards.code import extract_code, parse_tests
 from rft_runtime.rewards.judge import defuse, judge_key_env, parse_score
-from rft_runtime.rewards.sandbox import GUARD, isolation_prefix, run_child
 from rft_runtime.rewards.similarity import bleu, rouge_l, tokens
 
 
@@ -98,155 +93,9 @@ def test_code_infinite_loop_hits_the_time_limit_but_keeps_earlier_passes() -> No
     assert reason is not None and "time limit" in reason and "stopped after 1" in reason
 
 
-def test_code_cannot_reach_the_network() -> None:
-    program = (
-        "import socket\n"
-        "def fetch():\n"
-        "    socket.create_connection(('1.1.1.1', 80), timeout=2)\n"
-        "    return True\n"
-    )
-    value, reason = code(program, ["assert fetch()"])
-    assert value == 0.0 and reason is not None and "network" in reason
-
-
-def test_code_cannot_use_urllib_either() -> None:
-    program = "import urllib.request\nurllib.request.urlopen('http://example.com', timeout=2)"
-    value, reason = code(program, ["assert True"])
-    assert value == 0.0 and reason is not None
-
-
-@pytest.mark.parametrize(
-    "program",
-    [
-        "import os\nwhile True:\n    os.fork()",
-        "import subprocess\nsubprocess.Popen(['sleep', '60'])",
-        "import os\nos.system('sleep 60 &')",
-        "import multiprocessing\nmultiprocessing.Process(target=print).start()",
-        "import os\nos.execv('/bin/sh', ['sh', '-c', 'sleep 60'])",
-        "import pty\npty.spawn('/bin/sh')",
-        "import ctypes\nctypes.CDLL(None).fork()",
-    ],
-    ids=["fork-bomb", "subprocess", "os.system", "multiprocessing", "exec", "pty", "ctypes"],
-)
-def test_code_cannot_start_processes(program: str) -> None:
-    start = time.monotonic()
-    value, reason = code(program, ["assert True"], timeoutSeconds=5)
-    assert value == 0.0
-    assert reason is not None
-    assert time.monotonic() - start < 10
-
-
-def test_escaped_processes_die_with_the_sandbox() -> None:
-    """Even a program run without the Python guard cannot leave a process behind: the
-    process group is killed and (where permitted) the PID namespace dies with its init."""
-    marker = f"rft-escape-{uuid.uuid4().hex}"
-    program = (
-        "import os, sys, time\n"
-        "if os.fork() == 0:\n"
-        "    os.setsid()\n"
-        f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', "
-        f"'{marker}'])\n"
-        "time.sleep(0.5)\n"
-    )
-    start = time.monotonic()
-    result = run_child(program, b"", time_limit=3, memory=1 << 30, prefix=isolation_prefix())
-    assert time.monotonic() - start < 10  # never waits on an escaped process
-    time.sleep(0.5)
-    survivors = []
-    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            if marker.encode() in Path(cmdline).read_bytes():
-                survivors.append(cmdline)
-        except OSError:
-            continue
-    if isolation_prefix()[-1:] == ("--kill-child",):
-        assert result.returncode == 0
-        assert survivors == []
-    else:  # no PID namespace here: a setsid'd native grandchild is the documented gap
-        for entry in survivors:
-            os.kill(int(entry.split("/")[2]), 9)
-        assert len(survivors) <= 1
-
-
-def test_code_cannot_write_outside_its_folder(tmp_path: Path) -> None:
-    target = tmp_path / "escaped.txt"
-    attempts = [
-        f"open({str(target)!r}, 'w').write('x')",
-        f"import os\nos.open({str(target)!r}, os.O_CREAT | os.O_WRONLY)",
-        f"import shutil\nshutil.copyfile('/etc/hostname', {str(target)!r})",
-        f"import pathlib\npathlib.Path({str(target)!r}).write_text('x')",
-        f"import os\nos.symlink('/etc/passwd', {str(target)!r})",
-        f"import os\nos.mkdir({str(tmp_path / 'dir')!r})",
-        f"import os\nos.chdir('/')\nopen({str(target)!r}, 'a')",
-        "import os\nos.remove('/etc/hostname')",
-        # relative to a descriptor of a folder outside (the open audit event has no dir_fd)
-        f"import os\nfd = os.open({str(tmp_path)!r}, os.O_RDONLY)\n"
-        "os.open('escaped.txt', os.O_CREAT | os.O_WRONLY, dir_fd=fd)",
-        f"import posix\nfd = posix.open({str(tmp_path)!r}, posix.O_RDONLY)\n"
-        "posix.open('escaped.txt', posix.O_CREAT | posix.O_WRONLY, dir_fd=fd)",
-        f"import os\nfd = os.open({str(tmp_path)!r}, os.O_RDONLY)\nos.mkdir('dir', dir_fd=fd)",
-    ]
-    for program in attempts:
-        value, reason = code(program, ["assert True"])
-        assert value == 0.0, program
-        assert reason is not None and "PermissionError" in reason, (program, reason)
-    assert list(tmp_path.iterdir()) == []
-    assert Path("/etc/hostname").exists()
-
-
-OWN_FOLDER_WORK = (
-    "import os, shutil, tempfile\n"
-    "open('scratch.txt', 'w').write('hello')\n"
-    "os.makedirs('tree/a/b')\n"
-    "open('tree/a/b/f', 'w').write('x')\n"
-    "shutil.rmtree('tree')\n"
-    "handle, name = tempfile.mkstemp()  # falls back to its own folder\n"
-    "assert name.startswith(os.getcwd())\n"
-    "os.mkdir('sub')\n"
-    "open('sub/more.txt', 'w').write('x')\n"
-    "os.chmod('sub', 0o500)\n"
-)
-
-
-def test_code_may_use_its_own_folder() -> None:
-    program = OWN_FOLDER_WORK + "def read():\n    return open('scratch.txt').read()\n"
-    assert code(program, ["assert read() == 'hello'"]) == (1.0, None)
-
-
-def test_sandbox_folder_is_removed_afterwards() -> None:
-    program = GUARD + "_install_guard()\n" + OWN_FOLDER_WORK + "print(os.getcwd())\n"
-    result = run_child(program, b"", time_limit=10, memory=1 << 30)
-    assert result.returncode == 0, result.stderr
-    folder = Path(result.stdout.decode().strip())
-    assert folder.name.startswith("rft-sandbox-")
-    assert not folder.exists()
-
-
 def test_code_memory_limit() -> None:
     value, reason = code("x = bytearray(10 * 1024**3)", ["assert True"], memoryMb=512)
     assert value == 0.0 and reason is not None and "MemoryError" in reason
-
-
-def test_code_huge_output_is_contained() -> None:
-    program = (
-        "import sys\nfor _ in range(200):\n    print('x' * 100000)\nsys.stderr.write('e' * 10**7)"
-    )
-    assert code(program, ["assert True"])[0] == 1.0
-
-
-def test_code_cannot_forge_results_on_stdout() -> None:
-    program = "import os\nos.write(1, b'1\\n1\\n1\\n')\nprint('1')\ndef f():\n    return 0"
-    assert code(program, ["assert f() == 1", "assert f() == 2"])[0] == 0.0
-
-
-def test_code_environment_is_empty_and_secrets_do_not_leak(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("RFT_SECRET_TOKEN", "hunter2")
-    assert code("import os\nenv = dict(os.environ)", ["assert 'RFT_SECRET_TOKEN' not in env"]) == (
-        1.0,
-        None,
-    )
 
 
 @pytest.mark.parametrize(
@@ -274,21 +123,6 @@ def test_code_batch_runs_in_parallel_and_matches_singles() -> None:
     singles = [REGISTRY["code"](s, "p", c, a) for c, a in zip(programs, answers, strict=True)]
     assert [r.value for r in batch] == [r.value for r in singles]
     assert [r.value for r in batch] == pytest.approx([2 / 3, 0.0, 2 / 3, 0.0])
-
-
-def test_python_reward_sandbox_now_refuses_writes_and_processes(tmp_path: Path) -> None:
-    target = tmp_path / "x"
-    source = f"def reward(p, c, a):\n    open({str(target)!r}, 'w')\n    return 1.0\n"
-    result = REGISTRY["python"](spec("python", source=source), "p", "c", "a")
-    assert result.value == 0.0 and result.reason and "outside the sandbox" in result.reason
-    assert not target.exists()
-    assert "addaudithook" in GUARD
-
-
-def test_sandbox_runs_under_its_own_interpreter() -> None:
-    result = run_child("import sys; print(sys.flags.isolated)", b"", time_limit=5, memory=1 << 30)
-    assert result.returncode == 0 and result.stdout.strip() == b"1"
-    assert sys.executable
 
 
 # --- string and similarity graders -----------------------------------------------------
