@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
-from .config.jobs import TRAIN_MASTER_PORT
+from .config.paths import TRAIN_MASTER_PORT
 
 
 def serve_command(config_path: str, python: str = "python") -> list[str]:

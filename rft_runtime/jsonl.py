@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .files import atomic_write_text
+
 NEWLINE = b"\n"
 
 
@@ -31,8 +33,13 @@ def dumps_line(row: Any) -> str:
 
 
 def dumps_lines(rows: Iterable[Any]) -> str:
-    """Many rows as JSON Lines text (what `write_jsonl` writes)."""
+    """Many rows as JSON Lines text (what `atomic_write_jsonl` writes)."""
     return "".join(dumps_line(row) for row in rows)
+
+
+def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
+    """Write `rows` as a whole file, atomically (see files.py)."""
+    atomic_write_text(path, dumps_lines(rows))
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,7 @@ def status(directory: Path) -> None:
 def report(directory: Path, out: Path) -> None:
     """Draw eval scores and mean reward per iteration of a local run (PNG)."""
     from .api import RFTRunStatus
-    from .report import draw
+    from .plot import draw
 
     path = directory / "status.json"
     if not path.exists():

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import datetime
 
-from .api import Condition
+from .api import Condition, ConditionType, Stage
 
 
 def now() -> str:
     """The current time as Kubernetes writes it in status (RFC 3339, seconds, UTC)."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-CONDITION_TYPES = ("Ready", "Sampling", "Training", "Succeeded", "Failed", "Suspended")
 
 
 def set_condition(
@@ -63,3 +60,49 @@ def condition_status(conditions: list[Condition] | None, type_: str) -> str | No
         if condition.type == type_:
             return condition.status
     return None
+
+
+def _stage_flags(stage: Stage) -> dict[ConditionType, bool]:
+    """Which condition is True in `stage` (every other one is False)."""
+    return {
+        "Ready": stage not in ("Succeeded", "Failed", "Suspended"),
+        "Sampling": stage in ("StartingSampler", "Sampling", "Evaluating"),
+        "Training": stage == "Training",
+        "Succeeded": stage == "Succeeded",
+        "Failed": stage == "Failed",
+        "Suspended": stage == "Suspended",
+    }
+
+
+_IDLE_REASON: dict[ConditionType, str] = {
+    "Ready": "",  # never idle: Ready keeps the stage's reason either way
+    "Sampling": "Idle",
+    "Training": "Idle",
+    "Succeeded": "NotYet",
+    "Failed": "NotYet",
+    "Suspended": "Running",
+}
+
+
+def stage_conditions(
+    conditions: list[Condition],
+    stage: Stage,
+    reason: str,
+    message: str,
+    now: str,
+    generation: int | None,
+) -> list[Condition]:
+    """Every condition set to match `stage`: the True ones carry `reason` and `message`."""
+    out = list(conditions)
+    for type_, on in _stage_flags(stage).items():
+        keeps = on or type_ == "Ready"
+        out = set_condition(
+            out,
+            type_,
+            on,
+            reason if keeps else _IDLE_REASON[type_],
+            message if keeps else "",
+            now,
+            generation,
+        )
+    return out

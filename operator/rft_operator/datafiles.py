@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from rft_runtime.config.jobs import PVC_MOUNT_ROOT
+from rft_runtime.config.paths import PVC_MOUNT_ROOT
 from rft_runtime.datacheck import DataProblem, check_files, checks_for
 
 from .api import parse_spec

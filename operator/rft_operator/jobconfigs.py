@@ -7,6 +7,7 @@ produces policy k+1. The scoring Job of index `iterations.max` only evaluates (f
 
 from __future__ import annotations
 
+from rft_runtime.config.env import TEACHER_API_KEY_ENV
 from rft_runtime.config.jobs import (
     Endpoint,
     EvalParams,
@@ -23,8 +24,8 @@ from rft_runtime.config.spec import LoraSpec
 from .api import RFTRunSpec, RFTRunStatus
 from .layout import Layout
 from .names import sampler_name
+from .schedule import does_evaluate, does_sample, min_reward
 
-TEACHER_KEY_ENV = "RFT_TEACHER_API_KEY"
 POLICY_MODEL_NAME = "policy"
 
 
@@ -36,35 +37,11 @@ def policy_uri(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layou
     for item in status.iterations or []:
         if item.index == index - 1 and item.checkpoint:
             return item.checkpoint
-    return layout.uri_of(layout.checkpoint(index - 1))
+    return layout.uri_of(layout.iteration(index - 1).checkpoint)
 
 
 def policy_path(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layout) -> str:
     return layout.resolve(policy_uri(spec, status, index, layout))
-
-
-def evaluates(spec: RFTRunSpec, index: int) -> bool:
-    """Does scoring Job k run the evaluation pass?"""
-    if spec.evaluation is None:
-        return False
-    return index > 0 or spec.evaluation.evaluate_base
-
-
-def samples(spec: RFTRunSpec, index: int) -> bool:
-    """Does scoring Job k sample training data? (Not in the final evaluation pass.)"""
-    return index < spec.iterations.max
-
-
-def needs_policy_server(spec: RFTRunSpec, index: int) -> bool:
-    """The sampler Deployment is needed to evaluate, or to sample when there is no teacher."""
-    return evaluates(spec, index) or (samples(spec, index) and spec.sampler.teacher is None)
-
-
-def min_reward(spec: RFTRunSpec, index: int) -> float:
-    schedule = spec.filter.min_reward_schedule
-    if schedule and index < len(schedule):
-        return schedule[index]
-    return spec.filter.min_reward
 
 
 def serve_config(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layout) -> ServeConfig:
@@ -88,17 +65,17 @@ def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Scor
         timeout_seconds=sampler.request_timeout_seconds,
     )
     teacher = None
-    if sampler.teacher is not None and samples(spec, index):
+    if sampler.teacher is not None and does_sample(spec, index):
         teacher = Endpoint(
             base_url=sampler.teacher.url,
             model=sampler.teacher.model or "",
-            api_key_env=TEACHER_KEY_ENV if sampler.teacher.api_key_secret_ref else None,
+            api_key_env=TEACHER_API_KEY_ENV if sampler.teacher.api_key_secret_ref else None,
             concurrency=sampler.concurrency,
             timeout_seconds=sampler.request_timeout_seconds,
         )
     data = spec.data
     evaluation = None
-    if evaluates(spec, index) and spec.evaluation is not None:
+    if does_evaluate(spec, index) and spec.evaluation is not None:
         ev = spec.evaluation
         evaluation = EvalParams(
             sets=[
@@ -121,7 +98,7 @@ def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Scor
             max_tokens=sampler.max_tokens,
         )
     train = None
-    if samples(spec, index):
+    if does_sample(spec, index):
         train = PromptSource(
             path=layout.resolve(data.train),
             prompt_field=data.prompt_field,
@@ -133,7 +110,7 @@ def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Scor
     return ScoreJobConfig(
         run=run,
         iteration=index,
-        output_dir=layout.iteration_dir(index),
+        output_dir=layout.iteration(index).dir,
         policy=policy,
         teacher=teacher,
         prompt_format=PromptFormat(
@@ -164,21 +141,21 @@ def train_config(
     training = spec.training
     base = layout.resolve(spec.model.uri)
     init = base if training.init_from == "base" else policy_path(spec, status, index, layout)
-    dataset = "dpo.jsonl" if training.method == "dpo" else "sft.jsonl"
+    paths = layout.iteration(index)
     resume = None
     if training.resume_optimizer and index > 0:
-        resume = f"{layout.iteration_dir(index - 1)}/train-state"
+        resume = layout.iteration(index - 1).train_state
     return TrainJobConfig(
         run=run,
         iteration=index,
         method=training.method,
         mode=training.mode,
         lora=training.lora or LoraSpec(),
-        dataset_path=f"{layout.iteration_dir(index)}/{dataset}",
+        dataset_path=paths.dataset(training.method),
         init_model_path=init,
         reference_model_path=init if training.method == "dpo" else None,
         resume_optimizer_from=resume,
-        output_dir=layout.iteration_dir(index),
+        output_dir=paths.dir,
         epochs=training.epochs,
         learning_rate=training.learning_rate,
         batch_size=training.batch_size,

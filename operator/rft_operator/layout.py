@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from rft_runtime.config.jobs import PVC_MOUNT_ROOT, SAMPLER_PORT, STORAGE_MOUNT
+from rft_runtime.config.paths import (
+    PVC_MOUNT_ROOT,
+    SAMPLER_PORT,
+    STORAGE_MOUNT,
+    IterationPaths,
+    RunPaths,
+)
 
 from .api import RFTRunSpec
 
@@ -49,11 +55,9 @@ class Layout:
             return f"pvc://{self.storage_claim}/{path[len(self.storage_root) + 1 :]}"
         return f"file://{path}"
 
-    def iteration_dir(self, index: int) -> str:
-        return f"{self.run_dir}/it-{index}"
-
-    def checkpoint(self, index: int) -> str:
-        return f"{self.iteration_dir(index)}/checkpoint"
+    def iteration(self, index: int) -> IterationPaths:
+        """The files of iteration `index` (the runtime's own path names)."""
+        return RunPaths(self.run_dir).iteration(index)
 
     def sampler_url(self, name: str) -> str:
         return self.sampler_url_template.format(name=name)

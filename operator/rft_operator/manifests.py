@@ -13,24 +13,28 @@ from typing import Any
 from pydantic import BaseModel
 
 from rft_runtime.commands import score_command, serve_command, train_command
-from rft_runtime.config.jobs import (
+from rft_runtime.config.env import (
     CONFIG_ENV,
-    OPS_CACHE,
     OPS_CACHE_ENV,
+    TEACHER_API_KEY_ENV,
+    TERMINATION_LOG_ENV,
+    TORCH_EXTENSIONS_ENV,
+    judge_api_key_env,
+)
+from rft_runtime.config.jobs import ScoreJobConfig, ServeConfig, TrainJobConfig
+from rft_runtime.config.paths import (
+    HF_HOME,
+    OPS_CACHE,
     POD_EXTENSIONS_DIR,
     PVC_MOUNT_ROOT,
     SAMPLER_PORT,
     STORAGE_MOUNT,
+    TERMINATION_LOG,
     TRAIN_MASTER_PORT,
-    ScoreJobConfig,
-    ServeConfig,
-    TrainJobConfig,
-    judge_key_env,
 )
 from rft_runtime.config.spec import SANDBOXED_TYPES, ResourceRequirements
 
 from . import api
-from .jobconfigs import TEACHER_KEY_ENV
 from .layout import claims_used
 from .names import sampler_name, score_name, train_name
 
@@ -128,8 +132,8 @@ def _env(config: BaseModel, extra: list[dict[str, Any]] | None = None) -> list[d
         {"name": CONFIG_ENV, "value": config.model_dump_json(by_alias=True)},
         {"name": "HOME", "value": "/tmp"},
         {"name": "HF_HUB_OFFLINE", "value": "1"},  # weights come from the volumes, never a hub
-        {"name": "HF_HOME", "value": f"{STORAGE_MOUNT}/.cache/huggingface"},
-        {"name": "RFT_TERMINATION_LOG", "value": "/dev/termination-log"},
+        {"name": "HF_HOME", "value": HF_HOME},
+        {"name": TERMINATION_LOG_ENV, "value": TERMINATION_LOG},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         *(extra or []),
     ]
@@ -277,7 +281,7 @@ def build_score_job(
         ref = teacher.api_key_secret_ref
         extra.append(
             {
-                "name": TEACHER_KEY_ENV,
+                "name": TEACHER_API_KEY_ENV,
                 "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
             }
         )
@@ -287,7 +291,7 @@ def build_score_job(
             ref = judge.api_key_secret_ref
             extra.append(
                 {
-                    "name": judge_key_env(reward.name),
+                    "name": judge_api_key_env(reward.name),
                     "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
                 }
             )
@@ -318,13 +322,13 @@ def build_train_job(
 ) -> dict[str, Any]:
     """An Indexed Job: pod i is node i of the DeepSpeed world, pod 0 is the master."""
     name = train_name(run.name, index)
-    nodes = spec.training.nodes
+    nodes = config.nodes
     object_labels = {**labels(run, index, "train", "training"), **_queue_labels(spec)}
     volumes, mounts = _volumes(spec, shm=True)
     command = train_command(
         CONFIG_ARG,
         nodes=nodes,
-        gpus_per_node=spec.training.gpus_per_node,
+        gpus_per_node=config.gpus_per_node,
         node_rank="$(JOB_COMPLETION_INDEX)",
         master_addr=f"{name}-0.{name}.{run.namespace}.svc",
         master_port=TRAIN_MASTER_PORT,
@@ -338,7 +342,7 @@ def build_train_job(
         },
     }
     ops_env = [
-        {"name": "TORCH_EXTENSIONS_DIR", "value": POD_EXTENSIONS_DIR},
+        {"name": TORCH_EXTENSIONS_ENV, "value": POD_EXTENSIONS_DIR},
         {"name": OPS_CACHE_ENV, "value": OPS_CACHE},
     ]
     container = _container(
@@ -347,7 +351,7 @@ def build_train_job(
         command,
         [index_env, *_env(config, ops_env)],
         mounts,
-        _resources(spec.training.resources, spec.training.gpus_per_node),
+        _resources(spec.training.resources, config.gpus_per_node),
     )
     container["ports"] = [{"name": "rendezvous", "containerPort": TRAIN_MASTER_PORT}]
     job = _job(run, spec, name, object_labels, [container], volumes, backoff_limit=2)

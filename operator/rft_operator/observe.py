@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
+from rft_runtime.config.termination import failure_text, read_termination
+
+from .actions import Child, ChildKind, Phase
 from .manifests import COMPONENT_LABEL, HELD_ANNOTATION, ITERATION_LABEL, RUN_LABEL
-from .planner import Child, ChildKind, Phase, failure_text
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -55,16 +56,6 @@ def _termination(pod: dict[str, Any]) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _parse(message: str | None) -> dict[str, Any] | None:
-    if not message:
-        return None
-    try:
-        value = json.loads(message)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def job_summary(
     job_name: str, pods: Iterable[dict[str, Any]]
 ) -> tuple[dict[str, Any] | None, str | None]:
@@ -77,10 +68,10 @@ def job_summary(
         index = (pod.get("metadata", {}).get("annotations") or {}).get(INDEX_ANNOTATION, "0")
         code, message = _termination(pod)
         if code == 0 and index == "0":
-            success = _parse(message) or success
+            success = read_termination(message) or success
         elif code not in (None, 0):
             raw = message or f"exit code {code}"
-            failure = failure_text(_parse(message), raw.strip()[-500:])
+            failure = failure_text(read_termination(message), raw.strip()[-500:])
     return success, failure
 
 

@@ -19,116 +19,30 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import ValidationError
 
-from rft_runtime.config.jobs import (
-    FailureSummary,
-    ScoreJobConfig,
-    ScoreSummary,
-    ServeConfig,
-    TrainJobConfig,
-    TrainSummary,
-)
+from rft_runtime.config.jobs import ScoreSummary, TrainSummary
 from rft_runtime.datacheck import INVALID_DATA
 
-from .api import BaselineStatus, BestStatus, IterationStatus, RFTRunSpec, RFTRunStatus, Stage
-from .conditions import condition_status, set_condition
-from .jobconfigs import (
-    evaluates,
-    needs_policy_server,
-    policy_uri,
-    samples,
-    score_config,
-    serve_config,
-    train_config,
+from . import progress
+from .actions import (
+    Action,
+    Child,
+    Delete,
+    Event,
+    Plan,
+    ResumeChild,
+    Run,
+    StartSampler,
+    StartScoreJob,
+    StartTrainJob,
+    SuspendChild,
 )
+from .api import IterationStatus, RFTRunSpec, RFTRunStatus, Stage
+from .conditions import condition_status, stage_conditions
+from .jobconfigs import policy_uri, score_config, serve_config, train_config
 from .layout import Layout, UnsupportedUri
 from .names import sampler_name, score_name, train_name
+from .schedule import does_evaluate, does_sample, needs_policy_server
 from .semantics import INVALID_SPEC, spec_problems
-
-ChildKind = Literal["sampler", "score", "train"]
-Phase = Literal["Pending", "Running", "Ready", "Succeeded", "Failed", "Suspended"]
-EPSILON = 1e-9
-
-
-@dataclass(frozen=True)
-class Child:
-    """What the backend observed about one child (Deployment or Job, or a local process)."""
-
-    name: str
-    kind: ChildKind
-    index: int
-    phase: Phase
-    summary: dict[str, Any] | None = None  # the parsed termination message
-    message: str = ""  # why it failed, in words
-    held: bool = False  # suspended by the operator (spec.suspend), not by a queue
-
-
-@dataclass(frozen=True)
-class StartSampler:
-    name: str
-    index: int
-    config: ServeConfig
-
-
-@dataclass(frozen=True)
-class StartScoreJob:
-    name: str
-    index: int
-    config: ScoreJobConfig
-
-
-@dataclass(frozen=True)
-class StartTrainJob:
-    name: str
-    index: int
-    config: TrainJobConfig
-
-
-@dataclass(frozen=True)
-class Delete:
-    name: str
-    kind: ChildKind
-
-
-@dataclass(frozen=True)
-class SuspendChild:
-    name: str
-    kind: ChildKind
-
-
-@dataclass(frozen=True)
-class ResumeChild:
-    name: str
-    kind: ChildKind
-
-
-@dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-Action = StartSampler | StartScoreJob | StartTrainJob | Delete | SuspendChild | ResumeChild | Event
-
-
-@dataclass(frozen=True)
-class Run:
-    """The parts of an RFTRun object the planner reads."""
-
-    name: str
-    spec: RFTRunSpec
-    status: RFTRunStatus = field(default_factory=RFTRunStatus)
-    generation: int | None = None
-    retry: str | None = None  # the rft.dev/retry annotation: a new value retries a Failed run
-
-
-@dataclass
-class Plan:
-    actions: list[Action]
-    status: RFTRunStatus
-
-    def of_type(self, kind: type[Any]) -> list[Any]:
-        return [a for a in self.actions if isinstance(a, kind)]
 
 
 class _Stop(Exception):
@@ -160,44 +74,9 @@ class _Planner:
                 self.actions.append(Event(kind, reason, message))
             st.stage = stage
             st.message = message
-        conds = list(st.conditions or [])
-        active = stage not in ("Succeeded", "Failed", "Suspended")
-        conds = set_condition(conds, "Ready", active, reason, message, self.now, gen)
-        sampling = stage in ("StartingSampler", "Sampling", "Evaluating")
-        conds = set_condition(
-            conds,
-            "Sampling",
-            sampling,
-            reason if sampling else "Idle",
-            message if sampling else "",
-            self.now,
-            gen,
+        st.conditions = stage_conditions(
+            list(st.conditions or []), stage, reason, message, self.now, gen
         )
-        training = stage == "Training"
-        conds = set_condition(
-            conds,
-            "Training",
-            training,
-            reason if training else "Idle",
-            message if training else "",
-            self.now,
-            gen,
-        )
-        for type_, on in (
-            ("Succeeded", stage == "Succeeded"),
-            ("Failed", stage == "Failed"),
-            ("Suspended", stage == "Suspended"),
-        ):
-            conds = set_condition(
-                conds,
-                type_,
-                on,
-                reason if on else "NotYet" if type_ != "Suspended" else "Running",
-                message if on else "",
-                self.now,
-                gen,
-            )
-        st.conditions = conds
 
     def wait(self, stage: Stage, reason: str, message: str) -> NoReturn:
         self.enter(stage, reason, message)
@@ -221,25 +100,18 @@ class _Planner:
                 self.actions.append(Delete(child.name, "sampler"))
 
     def record(self, index: int) -> IterationStatus:
-        items = self.status.iterations = list(self.status.iterations or [])
-        for item in items:
-            if item.index == index:
-                return item
-        item = IterationStatus(index=index)
-        items.append(item)
-        items.sort(key=lambda i: i.index)
-        return item
+        return progress.record(self.status, index)
 
     def find(self, index: int) -> IterationStatus | None:
-        return next((i for i in self.status.iterations or [] if i.index == index), None)
+        return progress.find(self.status, index)
 
     # -- the loop ------------------------------------------------------------------------
 
     def scored(self, k: int) -> bool:
-        if samples(self.spec, k):
+        if does_sample(self.spec, k):
             item = self.find(k)
             return item is not None and item.samples is not None
-        if not evaluates(self.spec, k):
+        if not does_evaluate(self.spec, k):
             return True
         last = self.find(k - 1)
         return last is not None and last.eval_scores is not None
@@ -261,12 +133,12 @@ class _Planner:
         if not self.trained(k):
             self.train(k)
         st.iteration = k + 1
-        if k + 1 == maximum and not evaluates(spec, k + 1):
+        if k + 1 == maximum and not does_evaluate(spec, k + 1):
             self.finish("MaxIterations", f"finished {maximum} iterations; {self.best_text()}")
 
     def score(self, k: int) -> None:
         spec = self.spec
-        final = not samples(spec, k)
+        final = not does_sample(spec, k)
         label = f"iteration {k}" if not final else "final evaluation"
         if needs_policy_server(spec, k):
             name = sampler_name(self.run.name, k)
@@ -302,10 +174,12 @@ class _Planner:
         if job.phase != "Succeeded":
             self.wait(stage, "Scoring", f"{label}: {what}")
         summary = self.summary(ScoreSummary, job)
-        self.record_score(k, summary)
+        progress.record_score(spec, self.status, k, summary, self.now)
         if needs_policy_server(spec, k) and sampler_name(self.run.name, k) in self.children:
             self.actions.append(Delete(sampler_name(self.run.name, k), "sampler"))
-        self.decide_stop(k)
+        stop = progress.stop_rule(spec, self.status, k)
+        if stop is not None:
+            self.finish(stop.reason, stop.message)
 
     def train(self, k: int) -> None:
         item = self.record(k)
@@ -333,15 +207,8 @@ class _Planner:
         if job.phase != "Succeeded":
             self.wait("Training", "Training", message)
         summary = self.summary(TrainSummary, job)
-        item.checkpoint = self.layout.uri_of(summary.checkpoint)
-        seconds = summary.seconds
-        item.durations = {
-            **(item.durations or {}),
-            "training": seconds.get("training", seconds.get("train", seconds.get("total", 0.0))),
-        }
-        item.finished_at = self.now
-        if not self.spec.evaluation:
-            self.update_best()
+        checkpoint = self.layout.uri_of(summary.checkpoint)
+        progress.record_training(self.spec, self.status, k, summary, checkpoint, self.now)
 
     def resume_held(self, job: Child, stage: Stage) -> None:
         """Un-suspend a Job only if the operator suspended it: a Job created suspended for a
@@ -363,128 +230,8 @@ class _Planner:
                 "termination log; check the pod's logs",
             )
 
-    # -- metrics, best, stop rules -------------------------------------------------------
-
-    def primary_key(self) -> str | None:
-        ev = self.spec.evaluation
-        return f"{ev.sets[0].name}/pass@{ev.pass_at_k[0]}" if ev else None
-
-    def record_score(self, k: int, summary: ScoreSummary) -> None:
-        spec = self.spec
-        if evaluates(spec, k):
-            scores = dict(summary.eval_scores)
-            key = self.primary_key()
-            primary = (
-                summary.eval_score
-                if summary.eval_score is not None
-                else (scores.get(key) if key else None)
-            )
-            if k == 0:
-                self.status.baseline = BaselineStatus(eval_score=primary, eval_scores=scores)
-            else:
-                done = self.record(k - 1)
-                done.eval_score, done.eval_scores = primary, scores
-                durations = dict(done.durations or {})
-                if "evaluation" in summary.seconds:
-                    durations["evaluation"] = summary.seconds["evaluation"]
-                done.durations = durations
-            self.update_best()
-        if samples(spec, k):
-            item = self.record(k)
-            item.samples = summary.samples
-            item.accepted = summary.accepted
-            item.train_pass_rate = summary.train_pass_rate
-            item.mean_reward = summary.mean_reward
-            item.started_at = item.started_at or self.now
-            item.durations = {
-                **(item.durations or {}),
-                **{k_: v for k_, v in summary.seconds.items() if k_ != "evaluation"},
-            }
-            if k == 0 and "evaluation" in summary.seconds:
-                item.durations["baselineEvaluation"] = summary.seconds["evaluation"]
-
-    def guard_violation(self, scores: Mapping[str, float]) -> str | None:
-        ev = self.spec.evaluation
-        base = (self.status.baseline.eval_scores if self.status.baseline else None) or {}
-        if ev is None:
-            return None
-        for guard in ev.sets[1:]:
-            if guard.max_drop is None:
-                continue
-            key = f"{guard.name}/pass@{ev.pass_at_k[0]}"
-            if key in base and key in scores:
-                drop = base[key] - scores[key]
-                if drop > guard.max_drop + EPSILON:
-                    return (
-                        f"eval set {guard.name} dropped {drop:.3f} below its baseline "
-                        f"{base[key]:.3f} (allowed {guard.max_drop})"
-                    )
-        return None
-
-    def update_best(self) -> None:
-        spec, st = self.spec, self.status
-        if spec.evaluation is None:
-            trained = [i for i in st.iterations or [] if i.checkpoint]
-            if trained:
-                last = trained[-1]
-                st.best = BestStatus(
-                    iteration=last.index, eval_score=None, checkpoint=last.checkpoint or ""
-                )
-            return
-        candidates: list[BestStatus] = []
-        if st.baseline and st.baseline.eval_score is not None:
-            candidates.append(
-                BestStatus(
-                    iteration=-1, eval_score=st.baseline.eval_score, checkpoint=spec.model.uri
-                )
-            )
-        for item in st.iterations or []:
-            if item.eval_score is None or not item.checkpoint:
-                continue
-            if self.guard_violation(item.eval_scores or {}):
-                continue
-            candidates.append(
-                BestStatus(
-                    iteration=item.index, eval_score=item.eval_score, checkpoint=item.checkpoint
-                )
-            )
-        if candidates:
-            st.best = max(candidates, key=lambda b: (b.eval_score or 0.0, -b.iteration))
-
     def best_text(self) -> str:
-        best = self.status.best
-        if best is None:
-            return "no checkpoint evaluated"
-        where = "the base model" if best.iteration < 0 else f"iteration {best.iteration}"
-        score = f" with eval score {best.eval_score:.3f}" if best.eval_score is not None else ""
-        return f"best is {where}{score}"
-
-    def decide_stop(self, k: int) -> None:
-        spec = self.spec
-        if not evaluates(spec, k) or k == 0:
-            return
-        item = self.find(k - 1)
-        scores = (item.eval_scores if item else None) or {}
-        violation = self.guard_violation(scores)
-        if violation:
-            self.finish(
-                "RegressionGuard",
-                f"stopped after iteration {k - 1}: {violation}; {self.best_text()}",
-            )
-        target = spec.iterations.stop_at_eval_score
-        score = item.eval_score if item else None
-        if target is not None and score is not None and score >= target - EPSILON:
-            self.finish(
-                "TargetReached",
-                f"eval score {score:.3f} reached "
-                f"iterations.stopAtEvalScore {target}; {self.best_text()}",
-            )
-        patience = spec.iterations.patience
-        best = self.status.best
-        if patience is not None and best is not None and (k - 1) - best.iteration >= patience:
-            self.finish(
-                "NoImprovement", f"no new best for {patience} iteration(s); {self.best_text()}"
-            )
+        return progress.best_text(self.status)
 
 
 def _terminal(status: RFTRunStatus) -> bool:
@@ -603,12 +350,3 @@ def suspend(planner: _Planner) -> NoReturn:
         elif child.phase in ("Pending", "Running"):
             planner.actions.append(SuspendChild(child.name, child.kind))
     planner.wait("Suspended", "Suspended", "spec.suspend is true: pods stopped, progress kept")
-
-
-def failure_text(summary: Mapping[str, Any] | None, fallback: str) -> str:
-    """The message of a FailureSummary termination message, else `fallback`."""
-    try:
-        failure = FailureSummary.model_validate(summary or {})
-    except ValidationError:
-        return fallback
-    return f"{failure.reason}: {failure.message}"

@@ -13,6 +13,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import api
+from .actions import (
+    Action,
+    Delete,
+    Event,
+    ResumeChild,
+    Run,
+    StartSampler,
+    StartScoreJob,
+    StartTrainJob,
+    SuspendChild,
+)
 from .client import Client
 from .conditions import now, set_condition
 from .layout import cluster_layout
@@ -27,18 +38,7 @@ from .manifests import (
     build_train_service,
 )
 from .observe import observe_children
-from .planner import (
-    Action,
-    Delete,
-    Event,
-    ResumeChild,
-    Run,
-    StartSampler,
-    StartScoreJob,
-    StartTrainJob,
-    SuspendChild,
-    plan,
-)
+from .planner import plan
 
 log = logging.getLogger("rft.operator")
 RETRY_ANNOTATION = "rft.dev/retry"  # a new value asks a Failed run to continue

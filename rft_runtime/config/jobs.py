@@ -2,32 +2,22 @@
 
 The operator writes one of these as JSON into each pod (`--config FILE`); the job reads it
 with `load_config`. All paths are local to the process (inside the pod: under the mounted
-run storage). Each job answers with a short summary (under 4 KiB) on the termination log.
+run storage). Each job answers with a short summary on the termination log
+(`termination.py`); the paths, keys and environment names both sides share are in
+`paths.py`, `keys.py` and `env.py`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 from .base import ApiModel
+from .paths import SAMPLER_PORT
 from .spec import DeepSpeedSpec, FilterSpec, LoraSpec, RewardSpec
-
-STORAGE_MOUNT = "/mnt/rft"  # where pods mount the run storage
-PVC_MOUNT_ROOT = "/mnt/pvc"  # pvc://<claim>/<path> is mounted read-only at /mnt/pvc/<claim>/
-CONFIG_ENV = "RFT_JOB_CONFIG"  # pods get the job config as JSON in this variable
-TERMINATION_LOG = "/dev/termination-log"
-SAMPLER_PORT = 8000
-TRAIN_MASTER_PORT = 29500
-# DeepSpeed builds its ops (JIT) into TORCH_EXTENSIONS_DIR, a folder of the pod; built ops
-# are kept in this cache on the run storage and copied in before the next training starts.
-OPS_CACHE_ENV = "RFT_OPS_CACHE"
-OPS_CACHE = f"{STORAGE_MOUNT}/.cache/torch_extensions"
-POD_EXTENSIONS_DIR = "/tmp/torch_extensions"
 
 
 class ServeConfig(ApiModel):
@@ -195,14 +185,3 @@ def load_config(model: type[ConfigT], path: str | Path) -> ConfigT:
             raise FileNotFoundError(f"job config variable {text[4:]} is not set")
         return model.model_validate_json(raw)
     return model.model_validate_json(Path(path).read_text(encoding="utf-8"))
-
-
-def judge_key_env(reward_name: str) -> str:
-    """The environment variable holding the API key of the judge reward `reward_name` (the
-    operator fills it from the reward's apiKeySecretRef)."""
-    return "RFT_JUDGE_API_KEY_" + re.sub(r"[^A-Z0-9]", "_", reward_name.upper())
-
-
-def iteration_dir(run_dir: str | Path, iteration: int) -> Path:
-    """`<run dir>/it-<k>`: everything one iteration writes."""
-    return Path(run_dir) / f"it-{iteration}"

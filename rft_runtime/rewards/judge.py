@@ -13,7 +13,7 @@ chat endpoint (`judge.url`, `judge.model`).
 - Replies are cached in memory by a hash of endpoint, model, rubric, scale, prompt,
   reference and completion, so repeated completions cost one call. (A restarted Job does
   not re-score: the progress log keeps every recorded reward.)
-- The API key is read from the environment variable `judge_key_env(name)`, which the
+- The API key is read from the environment variable `judge_api_key_env(name)`, which the
   operator fills from `judge.apiKeySecretRef`; it is sent as a bearer token.
 """
 
@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import httpx
 
-from ..config.jobs import judge_key_env
+from ..config.env import judge_api_key_env
 from ..config.spec import JudgeSpec, RewardSpec
 from .base import RewardResult, zero
 
@@ -130,7 +130,7 @@ def _headers(spec: RewardSpec) -> dict[str, str]:
     assert spec.judge is not None
     if spec.judge.api_key_secret_ref is None:
         return {}
-    env = judge_key_env(spec.name)
+    env = judge_api_key_env(spec.name)
     key = os.environ.get(env)
     if not key:
         raise JudgeUnavailable(

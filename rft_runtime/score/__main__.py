@@ -10,17 +10,17 @@ import sys
 from pydantic import ValidationError
 
 from ..config.jobs import FailureSummary, ScoreJobConfig, load_config
+from ..config.termination import write_termination
 from ..datacheck import INVALID_DATA, InvalidData
 from ..rewards.sandbox import SandboxUnavailable, require_for
 from .client import EndpointRejected, EndpointUnreachable, MissingApiKey
 from .data import PromptsUnreadable
 from .job import run_job
-from .storage import write_termination
 
 
 def fail(reason: str, message: str) -> int:
     print(f"rft score failed: {reason}: {message}", file=sys.stderr, flush=True)
-    write_termination(FailureSummary(reason=reason, message=message).to_wire())
+    write_termination(FailureSummary(reason=reason, message=message))
     return 1
 
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail("PromptsUnreadable", str(exc))
     except Exception as exc:  # the pod must still say why it failed
         return fail("ScoringFailed", f"{type(exc).__name__}: {exc}")
-    write_termination(summary.to_wire())
+    write_termination(summary)
     print(summary.model_dump_json(by_alias=True), flush=True)
     return 0
 

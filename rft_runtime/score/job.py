@@ -13,8 +13,17 @@ from typing import Any
 
 from .. import filters
 from ..config.jobs import Endpoint, PromptSource, ScoreJobConfig, ScoreSummary
+from ..config.keys import (
+    EVALUATION_SECONDS,
+    SAMPLING_SECONDS,
+    TOTAL_SECONDS,
+    primary_score,
+    scores_of,
+)
+from ..config.paths import IterationPaths
 from ..datacheck import InvalidData, check_files, checks_for
 from ..files import atomic_write_json
+from ..jsonl import atomic_write_jsonl
 from .client import EndpointClient
 from .data import load_prompts
 from .outputs import (
@@ -27,7 +36,7 @@ from .outputs import (
     train_metrics,
 )
 from .passes import PassStats, Request, run_pass
-from .storage import ProgressLog, atomic_write_jsonl
+from .progress_log import ProgressLog
 
 
 def _rate(stats: PassStats) -> float | None:
@@ -54,7 +63,7 @@ async def _pass(
         await client.aclose()
 
 
-async def evaluate(config: ScoreJobConfig, out: Path, metrics: dict[str, Any]) -> float:
+async def evaluate(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str, Any]) -> float:
     assert config.evaluation is not None
     params = config.evaluation
     request = Request(
@@ -67,10 +76,10 @@ async def evaluate(config: ScoreJobConfig, out: Path, metrics: dict[str, Any]) -
             config.policy,
             eval_set.source,
             request,
-            out / "progress" / f"eval-{eval_set.name}.jsonl",
+            Path(out.progress(f"eval-{eval_set.name}")),
             f"eval {eval_set.name}",
         )
-        atomic_write_jsonl(out / "eval" / f"{eval_set.name}.jsonl", eval_rows(records))
+        atomic_write_jsonl(out.eval_set(eval_set.name), eval_rows(records))
         metrics[eval_set.name] = {
             **eval_metrics(records, params.pass_at_k),
             "seconds": round(stats.seconds, 3),
@@ -80,20 +89,20 @@ async def evaluate(config: ScoreJobConfig, out: Path, metrics: dict[str, Any]) -
     return time.monotonic() - start
 
 
-async def sample(config: ScoreJobConfig, out: Path, metrics: dict[str, Any]) -> float:
+async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str, Any]) -> float:
     assert config.train is not None
     endpoint = config.teacher or config.policy
     params = config.sampling
     request = Request(endpoint.model, params.n, params.temperature, params.top_p, params.max_tokens)
     start = time.monotonic()
     records, stats = await _pass(
-        config, endpoint, config.train, request, out / "progress" / "train.jsonl", "sample"
+        config, endpoint, config.train, request, Path(out.progress("train")), "sample"
     )
     result = filters.apply(config.filter, config.min_reward, to_samples(records))
-    atomic_write_jsonl(out / "samples.jsonl", sample_rows(records, result))
-    atomic_write_jsonl(out / "sft.jsonl", sft_rows(records, result, config.prompt_format))
+    atomic_write_jsonl(out.samples, sample_rows(records, result))
+    atomic_write_jsonl(out.sft_dataset, sft_rows(records, result, config.prompt_format))
     if config.filter.rejected == "lowest":
-        atomic_write_jsonl(out / "dpo.jsonl", dpo_rows(records, result, config.prompt_format))
+        atomic_write_jsonl(out.dpo_dataset, dpo_rows(records, result, config.prompt_format))
     metrics.update(train_metrics(records, result, config.min_reward))
     metrics.update(
         seconds=round(stats.seconds, 3),
@@ -110,17 +119,9 @@ def summary_scores(
 ) -> tuple[dict[str, float], float | None]:
     """'<set>/pass@<k>' for every set and k, and the primary score: the first set's first k
     (the operator's stop rules and best checkpoint use it)."""
-    scores: dict[str, float] = {}
-    for name, metrics in metrics_by_set.items():
-        for key, value in metrics.items():
-            if key.startswith("pass@") and isinstance(value, int | float):
-                scores[f"{name}/{key}"] = float(value)
-    primary = None
-    if config.evaluation is not None and config.evaluation.sets:
-        first = config.evaluation.sets[0].name
-        primary = scores.get(f"{first}/pass@{config.evaluation.pass_at_k[0]}")
-        if primary is None:
-            primary = scores.get(f"{first}/pass@1")
+    scores = scores_of(metrics_by_set)
+    ev = config.evaluation
+    primary = primary_score(scores, [s.name for s in ev.sets], ev.pass_at_k) if ev else None
     return scores, primary
 
 
@@ -129,27 +130,27 @@ async def run_job(config: ScoreJobConfig) -> ScoreSummary:
     problems = check_files(checks_for(config))  # before any request: bad data fails fast
     if problems:
         raise InvalidData(problems)
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = IterationPaths(config.output_dir)
+    Path(out.dir).mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     seconds: dict[str, float] = {}
     eval_metrics_by_set: dict[str, Any] = {}
     train: dict[str, Any] = {}
     if config.evaluation is not None:
-        seconds["evaluation"] = round(await evaluate(config, out, eval_metrics_by_set), 3)
+        seconds[EVALUATION_SECONDS] = round(await evaluate(config, out, eval_metrics_by_set), 3)
     if config.train is not None:
-        seconds["sampling"] = round(await sample(config, out, train), 3)
+        seconds[SAMPLING_SECONDS] = round(await sample(config, out, train), 3)
     total = round(time.monotonic() - start, 3)
     eval_scores, eval_score = summary_scores(config, eval_metrics_by_set)
     atomic_write_json(
-        out / "metrics.json",
+        out.metrics,
         {
             "run": config.run,
             "iteration": config.iteration,
             "eval": eval_metrics_by_set,
             "eval_score": eval_score,
             "train": train or None,
-            "seconds": {**seconds, "total": total},
+            "seconds": {**seconds, TOTAL_SECONDS: total},
         },
     )
     return ScoreSummary(

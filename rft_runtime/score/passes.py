@@ -15,8 +15,8 @@ from ..rewards import is_correct, score_batch
 from .client import EndpointClient, Generation, RequestRejected
 from .data import PromptRow
 from .formatting import request_body
-from .reporting import Progress
-from .storage import ProgressLog
+from .progress_bar import Progress
+from .progress_log import ProgressLog
 
 
 @dataclass(frozen=True)

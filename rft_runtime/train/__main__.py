@@ -10,8 +10,9 @@ import traceback
 from pydantic import ValidationError
 
 from rft_runtime.config.jobs import TrainJobConfig, load_config
+from rft_runtime.config.termination import write_termination
 
-from .report import OOM_MESSAGE, TrainFailure, failure, is_out_of_memory, write_termination
+from .failure import OOM_MESSAGE, TrainFailure, failure, is_out_of_memory
 
 
 def _read_config(path: str) -> TrainJobConfig:

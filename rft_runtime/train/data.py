@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..jsonl import JsonlError, read_jsonl
-from .report import TrainFailure
+from .failure import TrainFailure
 
 IGNORE = -100  # label of positions that carry no loss (prompt, padding)
 

@@ -19,9 +19,13 @@ import torch
 import torch.distributed as dist
 
 from rft_runtime.config.jobs import TrainJobConfig, TrainSummary
+from rft_runtime.config.keys import TOTAL_SECONDS, TRAINING_SECONDS
+from rft_runtime.config.paths import IterationPaths
+from rft_runtime.files import atomic_write_text
 
 from . import data as D
 from .export import save_servable
+from .failure import TrainFailure
 from .losses import dpo_loss, sequence_logps, sft_loss
 from .model import (
     DTYPES,
@@ -33,7 +37,6 @@ from .model import (
     resolve_precision,
     saved_dtype,
 )
-from .report import TrainFailure
 
 log = logging.getLogger("rft.train")
 
@@ -69,8 +72,8 @@ class Trainer:
 
     def __init__(self, cfg: TrainJobConfig) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.output_dir)
-        self.state_dir = self.out / "train-state"
+        self.paths = IterationPaths(cfg.output_dir)
+        self.state_dir = Path(self.paths.train_state)
 
     # -- one micro-batch -------------------------------------------------------------------
     def micro_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -229,9 +232,12 @@ class Trainer:
                     self.save_state(step, history)
         train_seconds = time.time() - train_started
 
-        checkpoint = self.out / "checkpoint"
+        checkpoint = Path(self.paths.checkpoint)
         save_servable(self.engine, cfg, tokenizer, saved_dtype(cfg.init_model_path), checkpoint)
-        seconds = {"train": round(train_seconds, 3), "total": round(time.time() - started, 3)}
+        seconds = {
+            TRAINING_SECONDS: round(train_seconds, 3),
+            TOTAL_SECONDS: round(time.time() - started, 3),
+        }
         metrics = {
             "method": cfg.method,
             "mode": cfg.mode,
@@ -250,10 +256,7 @@ class Trainer:
             "history": history,
         }
         if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            tmp = self.out / f".train-metrics.json.tmp-{os.getpid()}"
-            tmp.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-            tmp.replace(self.out / "train-metrics.json")
+            atomic_write_text(self.paths.train_metrics, json.dumps(metrics, indent=1))
         dist.barrier()
         return TrainSummary(
             iteration=cfg.iteration,

@@ -10,7 +10,7 @@ import torch
 
 from rft_runtime.config.jobs import TrainJobConfig
 
-from .report import TrainFailure
+from .failure import TrainFailure
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rft_runtime.config.jobs import OPS_CACHE_ENV
+from rft_runtime.config.env import OPS_CACHE_ENV, TORCH_EXTENSIONS_ENV
 
 
 def _built(folder: Path) -> list[Path]:
@@ -41,7 +41,7 @@ def _copy_into(op: Path, source_root: Path, target_root: Path) -> None:
 
 
 def _folders() -> tuple[Path, Path] | None:
-    cache, local = os.environ.get(OPS_CACHE_ENV), os.environ.get("TORCH_EXTENSIONS_DIR")
+    cache, local = os.environ.get(OPS_CACHE_ENV), os.environ.get(TORCH_EXTENSIONS_ENV)
     return (Path(cache), Path(local)) if cache and local else None
 
 

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from rft_runtime.config.jobs import FailureSummary
 from rft_runtime.datacheck import FileCheck, check_file
-from rft_runtime.jsonl import dumps_lines, loads_lines, read_jsonl
+from rft_runtime.jsonl import atomic_write_jsonl, dumps_lines, loads_lines, read_jsonl
 from rft_runtime.score.__main__ import main as score_main
-from rft_runtime.score.storage import ProgressLog, atomic_write_jsonl
+from rft_runtime.score.progress_log import ProgressLog
 from rft_runtime.train.data import read_rows
-from rft_runtime.train.report import TrainFailure
+from rft_runtime.train.failure import TrainFailure
 
 GOOD = (
     '{"id": "a", "q": "What is 1 + 1?", "a": "2"}\n{"id": "b", "q": "What is 2 + 2?", "a": "4"}\n'

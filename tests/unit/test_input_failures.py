@@ -9,10 +9,11 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
+from rft_operator.actions import Child, Run, StartSampler, StartScoreJob
 from rft_operator.api import RFTRunSpec, parse_spec
 from rft_operator.cli import main
 from rft_operator.layout import Layout
-from rft_operator.planner import Child, Run, StartSampler, StartScoreJob, plan
+from rft_operator.planner import plan
 
 NOW = "2026-01-01T00:00:00Z"
 LAYOUT = Layout(run_dir="/mnt/rft/r", storage_claim="rft-runs")

@@ -10,10 +10,7 @@ from typing import Any
 
 import pytest
 
-from rft_operator.api import RFTRunSpec, RFTRunStatus
-from rft_operator.conditions import condition_status
-from rft_operator.layout import Layout
-from rft_operator.planner import (
+from rft_operator.actions import (
     Child,
     ChildKind,
     Delete,
@@ -25,8 +22,12 @@ from rft_operator.planner import (
     StartScoreJob,
     StartTrainJob,
     SuspendChild,
-    plan,
 )
+from rft_operator.api import RFTRunSpec, RFTRunStatus
+from rft_operator.conditions import condition_status
+from rft_operator.layout import Layout
+from rft_operator.planner import plan
+from rft_runtime.config.keys import TRAINING_SECONDS
 
 NOW = "2026-01-01T00:00:00Z"
 LAYOUT = Layout(run_dir="/mnt/rft/r", storage_claim="rft-runs")
@@ -82,7 +83,7 @@ def train_summary(k: int) -> dict[str, Any]:
         "checkpoint": f"/mnt/rft/r/it-{k}/checkpoint",
         "steps": 4,
         "finalLoss": 0.5,
-        "seconds": {"training": 30.0},
+        "seconds": {TRAINING_SECONDS: 30.0},  # what the training Job writes
     }
 
 

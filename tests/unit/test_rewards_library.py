@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from rft_runtime.config.env import judge_api_key_env
 from rft_runtime.config.spec import RewardSpec
 from rft_runtime.rewards import BATCHED, REGISTRY, score_batch, score_one
 from rft_runtime.rewards import judge as judge_module
 from rft_runtime.rewards.base import MAX_COMPLETION_CHARS
 from rft_runtime.rewards.code import extract_code, parse_tests
-from rft_runtime.rewards.judge import defuse, judge_key_env, parse_score
+from rft_runtime.rewards.judge import defuse, parse_score
 from rft_runtime.rewards.similarity import bleu, rouge_l, tokens
 
 
@@ -342,7 +343,7 @@ def test_judge_cache_by_content(fake_judge: FakeJudge) -> None:
 
 def test_judge_api_key_from_env(fake_judge: FakeJudge, monkeypatch: pytest.MonkeyPatch) -> None:
     s = judge_spec(fake_judge, name="grader-1", apiKeySecretRef={"name": "judge", "key": "token"})
-    env = judge_key_env("grader-1")
+    env = judge_api_key_env("grader-1")
     assert env == "RFT_JUDGE_API_KEY_GRADER_1"
     monkeypatch.delenv(env, raising=False)
     missing = REGISTRY["judge"](s, "p", "c", "a")

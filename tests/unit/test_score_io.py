@@ -16,19 +16,16 @@ import pytest
 
 from rft_runtime.config.jobs import FailureSummary, PromptFormat, PromptSource
 from rft_runtime.config.spec import FilterSpec
+from rft_runtime.config.termination import fit_message, termination_log_path
+from rft_runtime.files import atomic_write_text
 from rft_runtime.filters import apply
+from rft_runtime.jsonl import atomic_write_jsonl
 from rft_runtime.score.client import backoff, parse_response
 from rft_runtime.score.data import PromptsUnreadable, load_prompts
 from rft_runtime.score.formatting import model_input, request_body
 from rft_runtime.score.outputs import dpo_rows, eval_metrics, sft_rows, to_samples
 from rft_runtime.score.passk import mean_pass_at_k, pass_at_k
-from rft_runtime.score.storage import (
-    ProgressLog,
-    atomic_write_jsonl,
-    atomic_write_text,
-    fit_message,
-    termination_log_path,
-)
+from rft_runtime.score.progress_log import ProgressLog
 
 ROWS = [{"q": f"What is {i} + 1?", "a": i + 1, "key": f"k{i}"} for i in range(5)]
 

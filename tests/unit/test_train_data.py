@@ -180,7 +180,7 @@ def test_only_overlong_prompts_fail_clearly(tmp_path, monkeypatch, tokenizer):
 def test_out_of_memory_is_recognised():
     import torch
 
-    from rft_runtime.train.report import OOM_MESSAGE, is_out_of_memory
+    from rft_runtime.train.failure import OOM_MESSAGE, is_out_of_memory
 
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))

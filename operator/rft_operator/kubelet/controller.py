@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from rft_runtime.config.termination import TERMINATION_LIMIT
 from rft_runtime.files import atomic_write_json
 
 from ..client import Client, NotFound
@@ -39,7 +40,6 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 ADMITTED_ANNOTATION = "rft.dev/admitted-locally"  # the stand-in queue admitted this Job
 CRASH_LOOP_RESTARTS = 3  # a Deployment whose pod crashed this often stops progressing
-TERMINATION_LIMIT = 4096
 OWNER_KINDS = [
     ("rft.dev/v1alpha1", "RFTRun"),
     ("apps/v1", "Deployment"),

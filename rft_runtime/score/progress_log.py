@@ -1,22 +1,12 @@
-"""Files: atomic writes, the append-only progress log, and the termination message."""
+"""The scoring Job's append-only progress log (what a restarted pod need not redo)."""
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_text
-from ..jsonl import JsonlError, dumps_line, dumps_lines, iter_lines, parse_line
-
-TERMINATION_LOG_ENV = "RFT_TERMINATION_LOG"
-TERMINATION_LIMIT = 4096
-
-
-def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
-    atomic_write_text(path, dumps_lines(rows))
+from ..jsonl import JsonlError, dumps_line, iter_lines, parse_line
 
 
 class ProgressLog:
@@ -74,40 +64,3 @@ class ProgressLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def termination_log_path() -> Path | None:
-    """`$RFT_TERMINATION_LOG`, else Kubernetes' /dev/termination-log when it exists."""
-    configured = os.environ.get(TERMINATION_LOG_ENV)
-    if configured:
-        return Path(configured)
-    default = Path("/dev/termination-log")
-    return default if default.exists() and os.access(default, os.W_OK) else None
-
-
-def fit_message(payload: dict[str, Any], limit: int = TERMINATION_LIMIT) -> str:
-    """JSON under the limit: drop the bulkiest optional parts first, then truncate strings."""
-    payload = dict(payload)
-    text = json.dumps(payload, separators=(",", ":"))
-    for key in ("seconds", "evalScores"):
-        if len(text.encode()) < limit:
-            break
-        payload.pop(key, None)
-        text = json.dumps(payload, separators=(",", ":"))
-    if len(text.encode()) >= limit and isinstance(payload.get("message"), str):
-        overflow = len(text.encode()) - limit + 64
-        payload["message"] = payload["message"][: max(0, len(payload["message"]) - overflow)]
-        text = json.dumps(payload, separators=(",", ":"))
-    return text
-
-
-def write_termination(payload: dict[str, Any]) -> Path | None:
-    """Best effort: the summary must never turn a success into a failure."""
-    path = termination_log_path()
-    if path is None:
-        return None
-    try:
-        path.write_text(fit_message(payload), encoding="utf-8")
-    except OSError:
-        return None
-    return path

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from rft_operator.api import BaselineStatus, IterationStatus, RFTRunStatus
-from rft_operator.report import series
+from rft_operator.plot import series
 
 from ..conftest import ROOT
 
