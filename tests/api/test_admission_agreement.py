@@ -14,7 +14,7 @@ import pytest
 
 from rft_operator.validation import admission_problems, problems_in
 
-from .conftest import ROOT, load_yaml
+from ..conftest import ROOT, load_yaml
 from .crd_check import crd_errors, crd_schema
 
 Path_ = tuple[str | int, ...]

@@ -16,7 +16,7 @@ from typing import Any
 import celpy
 import jsonschema
 
-from .conftest import ROOT, load_yaml
+from ..conftest import ROOT, load_yaml
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from rft_operator.crd import build_crd, render_crd
 from rft_operator.schema_walk import apply_defaults
 from rft_operator.validation import openapi_schema
 
-from .conftest import ROOT, load_yaml
+from ..conftest import ROOT, load_yaml
 
 CRD_PATH = ROOT / "crds" / "rftruns.rft.dev.yaml"
 K8S_VERSION = "1.33"
@@ -168,6 +168,7 @@ def test_every_status_field_is_declared() -> None:
         best=api.BestStatus(iteration=0, eval_score=0.4, checkpoint="pvc://rft-runs/a/it-0"),
         start_time="2026-01-01T00:00:00Z",
         completion_time="2026-01-01T01:00:00Z",
+        retry="1",
     ).to_wire()
     status_schema = schema()["properties"]["status"]
     assert _declared(status_schema, status, "status") == []

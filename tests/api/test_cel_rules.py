@@ -13,7 +13,7 @@ import pytest
 from rft_operator.schema_walk import apply_defaults, check_rules, iter_rules
 from rft_operator.validation import openapi_schema
 
-from .conftest import ROOT, load_yaml
+from ..conftest import ROOT, load_yaml
 
 Manifest = dict[str, Any]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 HEAD = """\
 apiVersion: rft.dev/v1alpha1
