@@ -34,10 +34,9 @@ import httpx
 
 from ..config.env import judge_api_key_env
 from ..config.spec import JudgeSpec, RewardSpec
+from ..http_retry import Retries
 from .base import RewardResult, zero
 
-BACKOFF_SECONDS = 0.5
-MAX_BACKOFF_SECONDS = 30.0
 CACHE_ENTRIES = 100_000
 MAX_FIELD_CHARS = 32_000
 
@@ -52,7 +51,6 @@ _TAGS = re.compile(r"<\s*/?\s*(task|reference|response|rubric)\b[^>]*>", re.IGNO
 _SCORE = re.compile(
     r"SCORE\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?", re.IGNORECASE
 )
-_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 class JudgeUnavailable(Exception):
@@ -140,14 +138,6 @@ def _headers(spec: RewardSpec) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def _backoff(attempt: int, response: httpx.Response | None) -> float:
-    if response is not None:
-        retry_after = response.headers.get("retry-after", "")
-        if retry_after.replace(".", "", 1).isdigit():
-            return min(float(retry_after), MAX_BACKOFF_SECONDS)
-    return min(BACKOFF_SECONDS * 2.0**attempt, MAX_BACKOFF_SECONDS)
-
-
 def ask(spec: RewardSpec, prompt: str, completion: str, answer: str) -> str:
     """The judge's reply text (cached); raises JudgeUnavailable after the retries."""
     judge = spec.judge
@@ -164,13 +154,12 @@ def ask(spec: RewardSpec, prompt: str, completion: str, answer: str) -> str:
     }
     url = judge.url.rstrip("/") + "/chat/completions"
     headers = _headers(spec)
-    last = "no attempt"
-    for attempt in range(judge.max_retries + 1):
-        response: httpx.Response | None = None
+    retries = Retries(judge.max_retries, text_chars=200)
+    for attempt in retries:
         try:
             response = _client(judge.timeout_seconds).post(url, json=body, headers=headers)
         except httpx.HTTPError as exc:
-            last = f"{type(exc).__name__}: {exc}"
+            retries.failed(exc)
         else:
             if response.status_code == 200:
                 try:
@@ -179,12 +168,13 @@ def ask(spec: RewardSpec, prompt: str, completion: str, answer: str) -> str:
                     raise JudgeUnavailable(f"judge reply is not a chat completion: {exc}") from exc
                 _store(key, str(reply))
                 return str(reply)
-            last = f"HTTP {response.status_code}: {response.text[:200]}"
-            if response.status_code not in _RETRY_STATUS:
-                raise JudgeUnavailable(f"judge at {judge.url} answered {last}")
-        if attempt < judge.max_retries:
-            time.sleep(_backoff(attempt, response))
-    raise JudgeUnavailable(f"judge at {judge.url} failed {judge.max_retries + 1} times: {last}")
+            retries.answered(response)
+            if not retries.retryable:
+                raise JudgeUnavailable(f"judge at {judge.url} answered {retries.last}")
+        pause = retries.pause(attempt)
+        if pause is not None:
+            time.sleep(pause)
+    raise JudgeUnavailable(f"judge at {judge.url} failed {retries.attempts} times: {retries.last}")
 
 
 def judge_reward(spec: RewardSpec, prompt: str, completion: str, answer: str) -> RewardResult:

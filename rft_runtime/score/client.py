@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 
 from ..config.jobs import Endpoint
+from ..http_retry import Retries
 
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 PER_PROMPT_STATUS = {400, 413, 422}  # this prompt is at fault (e.g. too long), not the setup
-MAX_BACKOFF_SECONDS = 30.0
 
 
 class EndpointUnreachable(Exception):
@@ -43,11 +42,6 @@ class Generation:
     finish_reasons: list[str | None]
     completion_tokens: int
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def backoff(attempt: int, base: float = 0.5) -> float:
-    """Exponential backoff: 0.5, 1, 2, 4 ... seconds, capped."""
-    return float(min(MAX_BACKOFF_SECONDS, base * (2**attempt)))
 
 
 def parse_response(path: str, payload: dict[str, Any]) -> Generation:
@@ -110,26 +104,27 @@ class EndpointClient:
 
     async def generate(self, path: str, body: dict[str, Any]) -> Generation:
         """POST with retries on connection errors, timeouts and 429/5xx."""
-        last = ""
-        for attempt in range(self.endpoint.max_retries + 1):
+        retries = Retries(self.endpoint.max_retries, text_chars=300)
+        for attempt in retries:
             try:
                 response = await self._http.post(f"{self.base_url}/{path}", json=body)
             except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                retries.failed(exc)
             else:
                 if response.status_code == 200:
                     return parse_response(path, response.json())
-                last = f"HTTP {response.status_code}: {response.text[:300]}"
+                retries.answered(response)
                 if response.status_code in PER_PROMPT_STATUS:
-                    raise RequestRejected(last)
-                if response.status_code not in RETRY_STATUS:
+                    raise RequestRejected(retries.last)
+                if not retries.retryable:
                     raise EndpointRejected(
-                        f"{self.base_url}/{path} answered {last}; check the endpoint's model "
-                        "name and API key"
+                        f"{self.base_url}/{path} answered {retries.last}; check the endpoint's "
+                        "model name and API key"
                     )
-            if attempt < self.endpoint.max_retries:
-                await asyncio.sleep(backoff(attempt))
+            pause = retries.pause(attempt)
+            if pause is not None:
+                await asyncio.sleep(pause)
         raise EndpointUnreachable(
-            f"{self.base_url}/{path} failed after {self.endpoint.max_retries + 1} attempts "
-            f"({last}); raise maxRetries/timeoutSeconds or check the endpoint"
+            f"{self.base_url}/{path} failed after {retries.attempts} attempts "
+            f"({retries.last}); raise maxRetries/timeoutSeconds or check the endpoint"
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from rft_runtime import http_retry
 from rft_runtime.config.env import judge_api_key_env
 from rft_runtime.config.spec import RewardSpec
 from rft_runtime.rewards import BATCHED, REGISTRY, score_batch, score_one
@@ -235,7 +236,7 @@ class FakeJudge:
 
 @pytest.fixture
 def fake_judge(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeJudge]:
-    monkeypatch.setattr(judge_module, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(http_retry, "BACKOFF_SECONDS", 0.01)
     judge_module.clear_cache()
     server = FakeJudge()
     yield server
@@ -323,7 +324,7 @@ def test_judge_client_errors_are_not_retried(fake_judge: FakeJudge) -> None:
 
 
 def test_judge_unreachable_endpoint_scores_zero(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(judge_module, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(http_retry, "BACKOFF_SECONDS", 0.01)
     s = spec("judge", judge={"url": "http://127.0.0.1:9/v1", "model": "j", "maxRetries": 1})
     result = REGISTRY["judge"](s, "p", "c", "a")
     assert result.value == 0.0 and result.reason and "failed 2 times" in result.reason

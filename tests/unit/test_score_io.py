@@ -19,8 +19,9 @@ from rft_runtime.config.spec import FilterSpec
 from rft_runtime.config.termination import fit_message, termination_log_path
 from rft_runtime.files import atomic_write_text
 from rft_runtime.filters import apply
+from rft_runtime.http_retry import backoff
 from rft_runtime.jsonl import atomic_write_jsonl
-from rft_runtime.score.client import backoff, parse_response
+from rft_runtime.score.client import parse_response
 from rft_runtime.score.data import PromptsUnreadable, load_prompts
 from rft_runtime.score.formatting import model_input, request_body
 from rft_runtime.score.outputs import dpo_rows, eval_metrics, sft_rows, to_samples
