@@ -222,7 +222,6 @@ RewardType = Literal[
     "orm",
     "prm",
 ]
-MODEL_REWARD_TYPES = ("orm", "prm", "embedding")
 
 
 class CodeSpec(ApiModel):

@@ -78,6 +78,28 @@ def as_text(value: object) -> tuple[str | None, str | None]:
     return value, None
 
 
+def clean_item(
+    prompt: object, completion: object, answer: object
+) -> tuple[str, str, str] | RewardResult:
+    """(prompt, completion, answer) as clean text, or the 0 result saying why the item
+    cannot be scored (a missing, empty, oversized or undecodable completion or answer)."""
+    text, why = as_text(completion)
+    if text is None:
+        return zero(f"completion {why}")
+    if not text.strip():
+        return zero("empty completion")
+    gold, why = as_text(answer)
+    if gold is None:
+        return zero(f"answer {why}")
+    prompt_text, _ = as_text(prompt)
+    return prompt_text or "", text, gold
+
+
+def failed(exc: Exception) -> RewardResult:
+    """A reward that raised scores 0 with the exception as its reason."""
+    return zero(f"{type(exc).__name__}: {exc}"[:300])
+
+
 def _checked(result: RewardResult, low: float, high: float) -> RewardResult:
     try:
         value = float(result.value)
@@ -96,19 +118,13 @@ def guarded(fn: RewardFn, bounds: tuple[float, float] = UNIT) -> SafeRewardFn:
     def wrapper(
         spec: RewardSpec, prompt: object, completion: object, answer: object
     ) -> RewardResult:
-        text, why = as_text(completion)
-        if text is None:
-            return zero(f"completion {why}")
-        if not text.strip():
-            return zero("empty completion")
-        gold, why = as_text(answer)
-        if gold is None:
-            return zero(f"answer {why}")
-        prompt_text, _ = as_text(prompt)
+        item = clean_item(prompt, completion, answer)
+        if isinstance(item, RewardResult):
+            return item
         try:
-            result = fn(spec, prompt_text or "", text, gold)
+            result = fn(spec, *item)
         except Exception as exc:  # a reward must never crash the Job
-            return zero(f"{type(exc).__name__}: {exc}"[:300])
+            return failed(exc)
         return _checked(result, low, high)
 
     wrapper.__name__ = getattr(fn, "__name__", "reward")
@@ -143,20 +159,12 @@ def guarded_batch(fn: BatchRewardFn, bounds: tuple[float, float] = UNIT) -> Safe
         for index, (prompt, completion, answer) in enumerate(
             zip(prompts, completions, answers, strict=True)
         ):
-            text, why = as_text(completion)
-            if text is None:
-                results.append(zero(f"completion {why}"))
+            item = clean_item(prompt, completion, answer)
+            if isinstance(item, RewardResult):
+                results.append(item)
                 continue
-            if not text.strip():
-                results.append(zero("empty completion"))
-                continue
-            gold, why = as_text(answer)
-            if gold is None:
-                results.append(zero(f"answer {why}"))
-                continue
-            prompt_text, _ = as_text(prompt)
             results.append(None)
-            clean.append((index, prompt_text or "", text, gold))
+            clean.append((index, *item))
         if clean:
             try:
                 scored = fn(
@@ -166,7 +174,7 @@ def guarded_batch(fn: BatchRewardFn, bounds: tuple[float, float] = UNIT) -> Safe
                     raise ValueError(f"{len(scored)} results for {len(clean)} items")
                 filled = [_checked(r, low, high) for r in scored]
             except Exception as exc:  # a reward must never crash the Job
-                filled = [zero(f"{type(exc).__name__}: {exc}"[:300])] * len(clean)
+                filled = [failed(exc)] * len(clean)
             for (index, *_), result in zip(clean, filled, strict=True):
                 results[index] = result
         return [r if r is not None else zero("not scored") for r in results]
