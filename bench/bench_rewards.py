@@ -24,7 +24,8 @@ from collections.abc import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rft_runtime.config.spec import FilterSpec, RewardSpec
+from rft_runtime.config.filter_spec import FilterSpec
+from rft_runtime.config.spec import RewardSpec
 from rft_runtime.filters import FilterResult, Sample, apply
 from rft_runtime.rewards import score_batch
 

@@ -32,9 +32,10 @@ from rft_runtime.config.paths import (
     TERMINATION_LOG,
     TRAIN_MASTER_PORT,
 )
-from rft_runtime.config.spec import SANDBOXED_TYPES, ResourceRequirements
+from rft_runtime.config.spec import SANDBOXED_TYPES
 
 from . import api
+from .api.sections import ResourceRequirements
 from .layout import claims_used
 from .names import sampler_name, score_name, train_name
 

@@ -10,9 +10,10 @@ import ast
 import re
 from decimal import Decimal, InvalidOperation
 
-from rft_runtime.config.spec import ResourceRequirements, RewardSpec
+from rft_runtime.config.spec import RewardSpec
 
 from .api import RFTRunSpec
+from .api.sections import ResourceRequirements
 from .problems import Problem
 
 INVALID_SPEC = "InvalidSpec"

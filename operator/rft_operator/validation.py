@@ -21,13 +21,13 @@ from pydantic import BaseModel, ValidationError
 from rft_runtime.config.spec import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
-    QUANTITY_PATTERN,
     RELATIVE_PATH_PATTERN,
     URI_HELP,
     URI_PATTERN,
 )
 
 from . import api
+from .api.sections import QUANTITY_PATTERN
 from .crd import build_crd
 from .problems import Problem
 from .schema_walk import apply_defaults, check_rules, list_type_violations, prune_nulls

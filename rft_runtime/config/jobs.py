@@ -16,8 +16,9 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from .base import ApiModel
+from .filter_spec import FilterSpec
 from .paths import SAMPLER_PORT
-from .spec import DeepSpeedSpec, FilterSpec, LoraSpec, RewardSpec
+from .spec import DeepSpeedSpec, LoraSpec, RewardSpec
 
 
 class ServeConfig(ApiModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..config.spec import FilterSpec
+from ..config.filter_spec import FilterSpec
 from .base import Sample, best_first, by_prompt
 from .dedup import dedup
 from .drop_easy import is_too_easy, pass_rate

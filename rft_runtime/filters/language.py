@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ..config.spec import LanguageSpec
+from ..config.filter_spec import LanguageSpec
 from .base import Sample
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config.spec import LengthSpec
+from ..config.filter_spec import LengthSpec
 from .base import Sample
 
 

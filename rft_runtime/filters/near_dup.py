@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..config.spec import NearDuplicateSpec
+from ..config.filter_spec import NearDuplicateSpec
 from .base import Sample
 
 _WORD = re.compile(r"\w+")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rft_runtime.config.spec import FilterSpec
+from rft_runtime.config.filter_spec import FilterSpec
 from rft_runtime.filters import (
     Sample,
     apply,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from rft_runtime.config.spec import FilterSpec, LanguageSpec, LengthSpec, NearDuplicateSpec
+from rft_runtime.config.filter_spec import FilterSpec, LanguageSpec, LengthSpec, NearDuplicateSpec
 from rft_runtime.filters import Sample, apply, in_language, length_filter, near_dedup
 from rft_runtime.filters.language import UnknownLanguage, language_of
 from rft_runtime.filters.near_dup import jaccard, shingles

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from rft_runtime.config.filter_spec import FilterSpec
 from rft_runtime.config.jobs import FailureSummary, PromptFormat, PromptSource
-from rft_runtime.config.spec import FilterSpec
 from rft_runtime.config.termination import fit_message, termination_log_path
 from rft_runtime.files import atomic_write_text
 from rft_runtime.filters import apply

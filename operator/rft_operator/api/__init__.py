@@ -10,18 +10,18 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from rft_runtime.config.base import ApiModel, cel, rules, section
-from rft_runtime.config.spec import (
+from rft_runtime.config.filter_spec import FilterSpec
+from rft_runtime.config.spec import RewardSpec, default_rewards
+
+from .sections import (
     DataSpec,
     EvaluationSpec,
-    FilterSpec,
     IterationsSpec,
     ModelSpec,
-    RewardSpec,
     RuntimeSpec,
     SamplerSpec,
     StorageSpec,
     TrainingSpec,
-    _default_rewards,
 )
 
 GROUP = "rft.dev"
@@ -111,7 +111,7 @@ class RFTRunSpec(ApiModel):
     iterations: IterationsSpec = section(IterationsSpec, "Iteration count and stop rules.")
     sampler: SamplerSpec = section(SamplerSpec, "Sampling (policy server or teacher endpoint).")
     rewards: list[RewardSpec] = Field(
-        default_factory=_default_rewards,
+        default_factory=default_rewards,
         min_length=1,
         max_length=MAX_REWARDS,
         json_schema_extra={
