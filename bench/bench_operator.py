@@ -24,8 +24,8 @@ from typing import Any
 
 import kmock
 
-from tests.operator.conftest import RESOURCES, VERBS
-from tests.operator.kubelet import Kubelet, Outcome
+from tests.support.emulator import declare_resources
+from tests.support.stub_kubelet import Kubelet, Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,10 +109,7 @@ async def main(runs: int, timeout: float) -> dict[str, Any]:
     log = LOG
     emulator = TimedEmulator()
     async with emulator, kmock.Server(emulator):
-        for key, (kind, namespaced, subresources) in RESOURCES.items():
-            emulator.resources[key] = kmock.ResourceInfo(
-                kind=kind, namespaced=namespaced, verbs=VERBS, subresources=subresources
-            )
+        declare_resources(emulator)
         emulator.objects["v1/namespaces", None, "bench"] = {
             "apiVersion": "v1",
             "kind": "Namespace",

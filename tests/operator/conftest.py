@@ -11,27 +11,14 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-os.environ.setdefault("RFT_TIMER_INTERVAL", "1")
+from ..support.emulator import declare_resources
 
-RESOURCES = {
-    "rft.dev/v1alpha1/rftruns": ("RFTRun", True, ["status"]),
-    "apps/v1/deployments": ("Deployment", True, ["status"]),
-    "batch/v1/jobs": ("Job", True, ["status"]),
-    "v1/services": ("Service", True, []),
-    "v1/pods": ("Pod", True, ["status"]),
-    "v1/events": ("Event", True, []),
-    "v1/namespaces": ("Namespace", False, []),
-    "apiextensions.k8s.io/v1/customresourcedefinitions": ("CustomResourceDefinition", False, []),
-}
-VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+os.environ.setdefault("RFT_TIMER_INTERVAL", "1")
 
 
 @pytest.fixture
 async def cluster(kmock: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, (kind, namespaced, subresources) in RESOURCES.items():
-        kmock.resources[key] = kmock.ResourceInfo(
-            kind=kind, namespaced=namespaced, verbs=VERBS, subresources=subresources
-        )
+    declare_resources(kmock)
     kmock.objects["v1/namespaces", None, "ml"] = {
         "apiVersion": "v1",
         "kind": "Namespace",

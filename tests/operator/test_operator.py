@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ..support.stub_kubelet import Kubelet, Outcome
 from .conftest import operator_running
-from .kubelet import Kubelet, Outcome
 
 RUN_KEY = ("rft.dev/v1alpha1/rftruns", "ml", "arith")
 
