@@ -10,33 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
 from rft_runtime.commands import score_command, serve_command, train_command
 from rft_runtime.config.env import (
-    CONFIG_ENV,
     OPS_CACHE_ENV,
     TEACHER_API_KEY_ENV,
-    TERMINATION_LOG_ENV,
     TORCH_EXTENSIONS_ENV,
     judge_api_key_env,
 )
 from rft_runtime.config.jobs import ScoreJobConfig, ServeConfig, TrainJobConfig
 from rft_runtime.config.paths import (
-    HF_HOME,
     OPS_CACHE,
     POD_EXTENSIONS_DIR,
-    PVC_MOUNT_ROOT,
     SAMPLER_PORT,
-    STORAGE_MOUNT,
-    TERMINATION_LOG,
     TRAIN_MASTER_PORT,
 )
 from rft_runtime.config.spec import SANDBOXED_TYPES
 
-from . import api
-from .api.sections import ResourceRequirements
-from .layout import claims_used
+from . import api, pod
 from .names import sampler_name, score_name, train_name
 
 MANAGER = "rft-operator"
@@ -46,8 +36,6 @@ STAGE_LABEL = "rft.dev/stage"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 HELD_ANNOTATION = "rft.dev/held"  # the operator suspended this Job (spec.suspend), not a queue
-RUN_AS_USER = 1000
-CONFIG_ARG = f"env:{CONFIG_ENV}"
 
 
 @dataclass(frozen=True)
@@ -91,116 +79,6 @@ def metadata(run: RunRef, name: str, object_labels: dict[str, str]) -> dict[str,
     }
 
 
-def _resources(requirements: ResourceRequirements | None, gpus: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if requirements is not None:
-        if requirements.requests:
-            out["requests"] = {k: str(v) for k, v in requirements.requests.items()}
-        if requirements.limits:
-            out["limits"] = {k: str(v) for k, v in requirements.limits.items()}
-    if gpus > 0:
-        out.setdefault("limits", {}).setdefault("nvidia.com/gpu", str(gpus))
-    return out
-
-
-def _volumes(spec: api.RFTRunSpec, shm: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    volumes: list[dict[str, Any]] = [
-        {"name": "run-storage", "persistentVolumeClaim": {"claimName": spec.storage.pvc}},
-        {"name": "tmp", "emptyDir": {}},
-    ]
-    mounts: list[dict[str, Any]] = [
-        {"name": "run-storage", "mountPath": STORAGE_MOUNT},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
-    for index, claim in enumerate(claims_used(spec)):
-        volumes.append(
-            {
-                "name": f"input-{index}",
-                "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
-            }
-        )
-        mounts.append(
-            {"name": f"input-{index}", "mountPath": f"{PVC_MOUNT_ROOT}/{claim}", "readOnly": True}
-        )
-    if shm:
-        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
-        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
-    return volumes, mounts
-
-
-def _env(config: BaseModel, extra: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    return [
-        {"name": CONFIG_ENV, "value": config.model_dump_json(by_alias=True)},
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "HF_HUB_OFFLINE", "value": "1"},  # weights come from the volumes, never a hub
-        {"name": "HF_HOME", "value": HF_HOME},
-        {"name": TERMINATION_LOG_ENV, "value": TERMINATION_LOG},
-        {"name": "PYTHONUNBUFFERED", "value": "1"},
-        *(extra or []),
-    ]
-
-
-def _container(
-    spec: api.RFTRunSpec,
-    name: str,
-    command: list[str],
-    env: list[dict[str, Any]],
-    mounts: list[dict[str, Any]],
-    resources: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "image": spec.runtime.image,
-        "imagePullPolicy": spec.runtime.image_pull_policy,
-        "command": command,
-        "env": env,
-        "volumeMounts": mounts,
-        "resources": resources,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-        },
-    }
-
-
-def _pod_spec(
-    spec: api.RFTRunSpec,
-    containers: list[dict[str, Any]],
-    volumes: list[dict[str, Any]],
-    restart_policy: str,
-) -> dict[str, Any]:
-    runtime = spec.runtime
-    pod: dict[str, Any] = {
-        "restartPolicy": restart_policy,
-        "containers": containers,
-        "volumes": volumes,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "enableServiceLinks": False,
-        "automountServiceAccountToken": False,  # runtime pods never call the API server
-    }
-    if runtime.runtime_class_name:
-        pod["runtimeClassName"] = runtime.runtime_class_name
-    if runtime.node_selector:
-        pod["nodeSelector"] = dict(runtime.node_selector)
-    if runtime.tolerations:
-        pod["tolerations"] = [t.to_wire() for t in runtime.tolerations]
-    if runtime.priority_class_name:
-        pod["priorityClassName"] = runtime.priority_class_name
-    if runtime.service_account_name:
-        pod["serviceAccountName"] = runtime.service_account_name
-    if runtime.image_pull_secrets:
-        pod["imagePullSecrets"] = [s.to_wire() for s in runtime.image_pull_secrets]
-    return pod
-
-
 def _queue_labels(spec: api.RFTRunSpec) -> dict[str, str]:
     return {KUEUE_QUEUE_LABEL: spec.runtime.queue_name} if spec.runtime.queue_name else {}
 
@@ -211,15 +89,15 @@ def build_sampler_deployment(
     """vLLM's OpenAI server for policy `index`; probes on /health (loading takes minutes)."""
     name = sampler_name(run.name, index)
     object_labels = labels(run, index, "sampler", "sampling")
-    volumes, mounts = _volumes(spec, shm=True)
+    volumes, mounts = pod.volumes(spec, shm=True)
     probe = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10}
-    container = _container(
+    container = pod.container(
         spec,
         "sampler",
-        serve_command(CONFIG_ARG),
-        _env(config),
+        serve_command(pod.CONFIG_ARG),
+        pod.job_env(config),
         mounts,
-        _resources(spec.sampler.resources, spec.sampler.gpus_per_replica),
+        pod.resources(spec.sampler.resources, spec.sampler.gpus_per_replica),
     )
     container["ports"] = [{"name": "http", "containerPort": SAMPLER_PORT, "protocol": "TCP"}]
     container["startupProbe"] = {**probe, "failureThreshold": 90, "timeoutSeconds": 5}
@@ -243,7 +121,7 @@ def build_sampler_deployment(
             "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {"labels": pod_labels},
-                "spec": _pod_spec(spec, [container], volumes, "Always"),
+                "spec": pod.pod_spec(spec, [container], volumes, "Always"),
             },
         },
     }
@@ -275,7 +153,7 @@ def build_score_job(
     """One pod; restarts resume from what it already wrote (so a few retries are cheap)."""
     name = score_name(run.name, index)
     object_labels = {**labels(run, index, "score", "scoring"), **_queue_labels(spec)}
-    volumes, mounts = _volumes(spec, shm=False)
+    volumes, mounts = pod.volumes(spec, shm=False)
     extra = []
     teacher = spec.sampler.teacher
     if config.teacher is not None and teacher is not None and teacher.api_key_secret_ref:
@@ -296,26 +174,17 @@ def build_score_job(
                     "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
                 }
             )
-    container = _container(
+    container = pod.container(
         spec,
         "score",
-        score_command(CONFIG_ARG),
-        _env(config, extra),
+        score_command(pod.CONFIG_ARG),
+        pod.job_env(config, extra),
         mounts,
-        _resources(spec.runtime.resources, 0),
+        pod.resources(spec.runtime.resources, 0),
     )
     if SANDBOXED_TYPES.intersection(r.type for r in spec.rewards):
-        container["securityContext"].update(_sandbox_security(spec))
+        container["securityContext"].update(pod.sandbox_security(spec))
     return _job(run, spec, name, object_labels, [container], volumes, backoff_limit=3)
-
-
-def _sandbox_security(spec: api.RFTRunSpec) -> dict[str, Any]:
-    """What bubblewrap needs in the scoring container (see docs/rewards.md)."""
-    sandbox = spec.runtime.sandbox
-    seccomp: dict[str, Any] = {"type": sandbox.seccomp_profile}
-    if sandbox.localhost_profile:
-        seccomp["localhostProfile"] = sandbox.localhost_profile
-    return {"seccompProfile": seccomp, "appArmorProfile": {"type": sandbox.app_armor_profile}}
 
 
 def build_train_job(
@@ -325,9 +194,9 @@ def build_train_job(
     name = train_name(run.name, index)
     nodes = config.nodes
     object_labels = {**labels(run, index, "train", "training"), **_queue_labels(spec)}
-    volumes, mounts = _volumes(spec, shm=True)
+    volumes, mounts = pod.volumes(spec, shm=True)
     command = train_command(
-        CONFIG_ARG,
+        pod.CONFIG_ARG,
         nodes=nodes,
         gpus_per_node=config.gpus_per_node,
         node_rank="$(JOB_COMPLETION_INDEX)",
@@ -346,13 +215,13 @@ def build_train_job(
         {"name": TORCH_EXTENSIONS_ENV, "value": POD_EXTENSIONS_DIR},
         {"name": OPS_CACHE_ENV, "value": OPS_CACHE},
     ]
-    container = _container(
+    container = pod.container(
         spec,
         "train",
         command,
-        [index_env, *_env(config, ops_env)],
+        [index_env, *pod.job_env(config, ops_env)],
         mounts,
-        _resources(spec.training.resources, config.gpus_per_node),
+        pod.resources(spec.training.resources, config.gpus_per_node),
     )
     container["ports"] = [{"name": "rendezvous", "containerPort": TRAIN_MASTER_PORT}]
     job = _job(run, spec, name, object_labels, [container], volumes, backoff_limit=2)
@@ -396,7 +265,7 @@ def _job(
             "suspend": spec.runtime.queue_name is not None,
             "template": {
                 "metadata": {"labels": object_labels},
-                "spec": _pod_spec(spec, containers, volumes, "Never"),
+                "spec": pod.pod_spec(spec, containers, volumes, "Never"),
             },
         },
     }

@@ -19,8 +19,9 @@ from rft_operator.api import RFTRunSpec, RFTRunStatus
 from rft_operator.jobconfigs import score_config, serve_config, train_config
 from rft_operator.kubelet import controller as kubelet_controller
 from rft_operator.layout import Layout, cluster_layout
-from rft_operator.manifests import CONFIG_ARG, RunRef, build_score_job, build_train_job
+from rft_operator.manifests import RunRef, build_score_job, build_train_job
 from rft_operator.observe import job_summary
+from rft_operator.pod import CONFIG_ARG
 from rft_runtime.config import env, keys, paths, termination
 from rft_runtime.config.jobs import (
     FailureSummary,
