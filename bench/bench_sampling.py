@@ -215,7 +215,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
     if args.model is None:
-        from rft_runtime.models import prepare
+        from rft_runtime.bundled_models import prepare
 
         args.model = str(prepare("smollm2-135m"))
     if args.phase:  # child: one engine, result as JSON in <work>/<phase>.json

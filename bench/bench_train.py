@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
+from rft_runtime.bundled_models import prepare
 from rft_runtime.commands import train_command
 from rft_runtime.config.jobs import TrainJobConfig
-from rft_runtime.models import prepare
 from rft_runtime.train import data as D
+from rft_runtime.train.loading import load_tokenizer, policy_model
 from rft_runtime.train.losses import sft_loss
-from rft_runtime.train.model import load_tokenizer, policy_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -119,7 +119,7 @@ def models() -> None:
 @click.argument("name", default="smollm2-135m")
 def models_prepare(name: str) -> None:
     """Convert a shipped model into a Hugging Face directory (cached) and print its path."""
-    from rft_runtime.models import KNOWN_MODELS, prepare
+    from rft_runtime.bundled_models import KNOWN_MODELS, prepare
 
     if name not in KNOWN_MODELS:
         raise click.BadParameter(

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rft_runtime.bundled_models import cache_root
 from rft_runtime.files import atomic_write_json
-from rft_runtime.models import cache_root
 
 from . import api
 from .client import NotFound

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config.spec import RewardSpec
 from .base import RewardResult
-from .models import ModelUnavailable, local_model_dir, offline
+from .model_dirs import ModelUnavailable, local_model_dir, offline
 
 DEFAULT_BATCH = 32
 DEFAULT_MAX_LENGTH = 256

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..config.spec import RewardSpec
 from .base import RewardResult, zero
-from .models import ModelUnavailable, local_model_dir, offline
+from .model_dirs import ModelUnavailable, local_model_dir, offline
 
 DEFAULT_BATCH = 16
 DEFAULT_MAX_LENGTH = 2048

@@ -12,7 +12,7 @@ import torch.distributed as dist
 
 from rft_runtime.config.jobs import TrainJobConfig
 
-from .model import load_model, lora_config
+from .loading import load_model, lora_config
 
 
 def _final_module(engine: Any, cfg: TrainJobConfig) -> Any:

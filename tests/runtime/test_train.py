@@ -202,8 +202,8 @@ def implicit_margin(policy: Path, reference: Path, dataset: Path, beta: float) -
     import torch
 
     from rft_runtime.train import data as D
+    from rft_runtime.train.loading import load_model, load_tokenizer
     from rft_runtime.train.losses import sequence_logps
-    from rft_runtime.train.model import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(str(reference))
     pairs = D.tokenize(D.read_rows(dataset), tokenizer, "dpo", 128).examples
