@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rft_runtime.config.env import TEACHER_API_KEY_ENV
 from rft_runtime.config.jobs import (
+    POLICY_MODEL_NAME,
     Endpoint,
     EvalParams,
     EvalSet,
@@ -25,8 +26,6 @@ from .api import RFTRunSpec, RFTRunStatus
 from .layout import Layout
 from .names import sampler_name
 from .schedule import does_evaluate, does_sample, min_reward
-
-POLICY_MODEL_NAME = "policy"
 
 
 def policy_uri(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layout) -> str:

@@ -20,12 +20,14 @@ from .filter_spec import FilterSpec
 from .paths import SAMPLER_PORT
 from .spec import DeepSpeedSpec, LoraSpec, RewardSpec
 
+POLICY_MODEL_NAME = "policy"  # the name the sampler serves the policy under
+
 
 class ServeConfig(ApiModel):
     """The sampler: vLLM's OpenAI-compatible server on one model directory."""
 
     model_path: str = Field(description="HF model directory (base model or a merged checkpoint).")
-    served_model_name: str = Field("policy", description="Name clients put in `model`.")
+    served_model_name: str = Field(POLICY_MODEL_NAME, description="Name clients put in `model`.")
     host: str = "0.0.0.0"
     port: int = SAMPLER_PORT
     max_model_len: int = 2048

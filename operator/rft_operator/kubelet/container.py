@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+from rft_runtime.config.paths import TERMINATION_LOG
+
+DEFAULT_TERMINATION_PATH = TERMINATION_LOG
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
 
