@@ -13,7 +13,6 @@ from typing import Any
 from .config.jobs import ScoreJobConfig
 from .jsonl import JsonlError, Line, iter_stream, parse_line
 
-INVALID_DATA = "InvalidData"
 SHOWN_PROBLEMS = 10  # the first N problems go into the failure message
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, NoReturn
 from pydantic import ValidationError
 
 from rft_runtime.config.jobs import ScoreSummary, TrainSummary
-from rft_runtime.datacheck import INVALID_DATA
+from rft_runtime.config.termination import INVALID_DATA
 
 from . import progress
 from .actions import (

@@ -18,6 +18,8 @@ from .jobs import FailureSummary
 from .paths import TERMINATION_LOG
 
 TERMINATION_LIMIT = 4096  # bytes a kubelet keeps of a termination message
+# FailureSummary reasons the operator acts on (others are shown as they are).
+INVALID_DATA = "InvalidData"  # the scoring Job found bad rows: the run fails with this reason
 _BULKY_KEYS = ("seconds", "evalScores")  # dropped first when a message is too long
 
 

@@ -10,8 +10,8 @@ import sys
 from pydantic import ValidationError
 
 from ..config.jobs import FailureSummary, ScoreJobConfig, load_config
-from ..config.termination import write_termination
-from ..datacheck import INVALID_DATA, InvalidData
+from ..config.termination import INVALID_DATA, write_termination
+from ..datacheck import InvalidData
 from ..rewards.sandbox import SandboxUnavailable, require_for
 from .client import EndpointRejected, EndpointUnreachable, MissingApiKey
 from .data import PromptsUnreadable
