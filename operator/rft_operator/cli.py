@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from rft_runtime.files import atomic_write_text
+
 from . import __version__
 from .crd import render_crd
 from .validation import UnreadableManifest, load_documents, problems_in
@@ -32,9 +34,7 @@ def crd(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
+    atomic_write_text(output, text)
     click.echo(f"wrote {output}", err=True)
 
 

@@ -23,36 +23,19 @@ def set_condition(
 ) -> list[Condition]:
     """A new list with `type_` set; other conditions unchanged, order stable."""
     value = "True" if status else "False"
-    out: list[Condition] = []
-    found = False
-    for condition in conditions:
-        if condition.type != type_:
-            out.append(condition)
-            continue
-        found = True
-        changed = condition.status != value
-        out.append(
-            Condition(
-                type=type_,
-                status=value,
-                reason=reason,
-                message=message,
-                last_transition_time=now if changed else condition.last_transition_time,
-                observed_generation=generation,
-            )
-        )
-    if not found:
-        out.append(
-            Condition(
-                type=type_,
-                status=value,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-                observed_generation=generation,
-            )
-        )
-    return out
+    previous = next((c for c in conditions if c.type == type_), None)
+    unchanged = previous is not None and previous.status == value
+    condition = Condition(
+        type=type_,
+        status=value,
+        reason=reason,
+        message=message,
+        last_transition_time=previous.last_transition_time if previous and unchanged else now,
+        observed_generation=generation,
+    )
+    if previous is None:
+        return [*conditions, condition]
+    return [condition if c.type == type_ else c for c in conditions]
 
 
 def condition_status(conditions: list[Condition] | None, type_: str) -> str | None:

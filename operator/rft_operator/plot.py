@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+from rft_runtime.files import atomic_write_bytes
 
 from .api import RFTRunStatus
 
@@ -51,7 +54,7 @@ def draw(status: RFTRunStatus, out: Path) -> None:
     )
     right.set_title("mean reward of sampled completions")
     fig.tight_layout()
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(out)
+    atomic_write_bytes(out, image.getvalue())

@@ -21,7 +21,6 @@ from kmock._internal import parsing as kmock_parsing
 from kopf.testing import KopfRunner
 
 from tests.operator.conftest import cluster, operator_running
-from tests.operator.kubelet import Kubelet
 from tests.operator.test_operator import (
     RUN_KEY,
     condition,
@@ -32,6 +31,7 @@ from tests.operator.test_operator import (
     succeed_all,
     wait_for,
 )
+from tests.support.stub_kubelet import Kubelet
 
 from .helm import by_kind, one, template
 
