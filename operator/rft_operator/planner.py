@@ -8,6 +8,9 @@ moment re-plans the same step and never starts a child twice.
 One index k walks the loop: sampler k serves policy k (the base model at k = 0), scoring
 Job k evaluates policy k and samples training data, training Job k makes policy k+1. After
 the last training, scoring Job `max` only evaluates (the final evaluation).
+
+What a step consists of is `schedule`; how a finished job is recorded, which checkpoint is
+best and when to stop is `progress`; the vocabulary of actions is `actions`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Literal, NoReturn
 from pydantic import ValidationError
 
 from rft_runtime.config.jobs import ScoreSummary, TrainSummary
-from rft_runtime.config.termination import INVALID_DATA
+from rft_runtime.config.termination import INVALID_DATA, failed_with
 
 from . import progress
 from .actions import (
@@ -168,7 +171,7 @@ class _Planner:
             self.actions.append(StartScoreJob(name, k, job_config))
             self.wait(stage, "Scoring", f"{label}: {what}")
         if job.phase == "Failed":
-            reason = INVALID_DATA if job.message.startswith(INVALID_DATA + ":") else "ScoringFailed"
+            reason = INVALID_DATA if failed_with(job.message, INVALID_DATA) else "ScoringFailed"
             self.fail(reason, f"scoring job {name} failed: {job.message}")
         self.resume_held(job, stage)
         if job.phase != "Succeeded":

@@ -89,3 +89,8 @@ def failure_text(summary: dict[str, Any] | None, fallback: str) -> str:
     except ValidationError:
         return fallback
     return f"{failure.reason}: {failure.message}"
+
+
+def failed_with(text: str, reason: str) -> bool:
+    """Whether `text` (a `failure_text`) reports a failure for `reason`."""
+    return text.startswith(reason + ":")

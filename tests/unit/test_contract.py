@@ -210,7 +210,7 @@ def test_one_termination_message_writer_reader_and_limit(
     failure = FailureSummary(reason="OutOfMemory", message="x" * 10_000)
     termination.write_termination(failure)
     assert len(log.read_bytes()) < termination.TERMINATION_LIMIT
-    pod = {
+    pod: dict[str, Any] = {
         "metadata": {"labels": {"batch.kubernetes.io/job-name": "j"}},
         "status": {
             "containerStatuses": [
@@ -220,4 +220,9 @@ def test_one_termination_message_writer_reader_and_limit(
     }
     _, text = job_summary("j", [pod])
     assert text is not None and text.startswith("OutOfMemory: xxx")
+    # a reason the planner acts on survives the round trip through the pod status
+    termination.write_termination(FailureSummary(reason=termination.INVALID_DATA, message="m"))
+    pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = log.read_text()
+    _, text = job_summary("j", [pod])
+    assert text is not None and termination.failed_with(text, termination.INVALID_DATA)
     assert json.loads(log.read_text())["kind"] == "error"
