@@ -19,6 +19,7 @@ from rft_runtime.config.jobs import (
     OPS_CACHE_ENV,
     POD_EXTENSIONS_DIR,
     PVC_MOUNT_ROOT,
+    SAMPLER_CACHE_ENV,
     SAMPLER_PORT,
     STORAGE_MOUNT,
     TRAIN_MASTER_PORT,
@@ -212,7 +213,7 @@ def build_sampler_deployment(
         spec,
         "sampler",
         serve_command(CONFIG_ARG),
-        _env(config),
+        _env(config, [{"name": k, "value": v} for k, v in SAMPLER_CACHE_ENV.items()]),
         mounts,
         _resources(spec.sampler.resources, spec.sampler.gpus_per_replica),
     )

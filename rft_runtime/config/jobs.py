@@ -28,6 +28,12 @@ TRAIN_MASTER_PORT = 29500
 OPS_CACHE_ENV = "RFT_OPS_CACHE"
 OPS_CACHE = f"{STORAGE_MOUNT}/.cache/torch_extensions"
 POD_EXTENSIONS_DIR = "/tmp/torch_extensions"
+# The sampler's compiled graphs (vLLM and torch inductor caches), kept on the run storage
+# so that the next sampler of the run does not compile them again.
+SAMPLER_CACHE_ENV = {
+    "VLLM_CACHE_ROOT": f"{STORAGE_MOUNT}/.cache/vllm",
+    "TORCHINDUCTOR_CACHE_DIR": f"{STORAGE_MOUNT}/.cache/torchinductor",
+}
 
 
 class ServeConfig(ApiModel):
