@@ -239,7 +239,11 @@ def build_sampler_deployment(
             "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {"labels": pod_labels},
-                "spec": _pod_spec(spec, [container], volumes, "Always"),
+                # nothing to save on the way out: a sampler need not be waited for long
+                "spec": {
+                    **_pod_spec(spec, [container], volumes, "Always"),
+                    "terminationGracePeriodSeconds": 10,
+                },
             },
         },
     }
