@@ -105,15 +105,23 @@ def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: 
         cwd=ROOT,
     )
     assert Path(model.stdout.strip(), "config.json").exists()
-    train_log = lambda: "".join(  # noqa: E731
-        p.read_text(errors="replace")
-        for p in (workdir / "cluster" / "pods").glob(f"{RUN}-it0-train-*/log")
-    )
     kills: list[tuple[str, Callable[[], bool]]] = [
-        ("StartingSampler", lambda: status(workdir).get("stage") == "StartingSampler"),
+        (
+            "StartingSampler",
+            lambda: (
+                status(workdir).get("stage") == "StartingSampler" and bool(recorded_pids(workdir))
+            ),
+        ),
         ("Sampling", lambda: len(progress_lines(workdir)) >= 50),
-        ("Training", lambda: "rft.train step" in train_log()),
-        ("Evaluating", lambda: status(workdir).get("stage") == "Evaluating"),
+        # a complete checkpoint (DeepSpeed writes `latest` last): training resumes from it
+        (
+            "Training",
+            lambda: (workdir / "storage" / RUN / "it-0" / "train-state" / "latest").exists(),
+        ),
+        (
+            "Evaluating",
+            lambda: status(workdir).get("stage") == "Evaluating" and bool(recorded_pids(workdir)),
+        ),
     ]
     leftovers: list[int] = []
     logs: list[str] = []
