@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rft_runtime.files import atomic_write_json
 
@@ -339,16 +339,19 @@ class ProcessKubelet:
                 },
             )
             return
-        handle = launch.log.open("ab")
-        popen = subprocess.Popen(
-            launch.argv,
-            env=launch.env,
-            cwd=launch.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The container writes its log file itself (as a runtime's shim would), so it keeps
+        # running, and writing, if this kubelet dies; the console follows the file.
+        with launch.log.open("ab") as handle:
+            offset = handle.tell()
+            popen = subprocess.Popen(
+                launch.argv,
+                env=launch.env,
+                cwd=launch.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         atomic_write_json(
             self._record(key),
             {"pod": key, "pid": popen.pid, "startTime": process_start_time(popen.pid)},
@@ -374,19 +377,35 @@ class ProcessKubelet:
             started=time.time(),
             **({"ready": time.time()} if process.ready else {}),
         )
-        assert popen.stdout is not None
-        threading.Thread(target=self._pump, args=(popen.stdout, handle, pod), daemon=True).start()
+        if self.on_line is not None:
+            threading.Thread(
+                target=self._follow, args=(launch.log, offset, popen, pod), daemon=True
+            ).start()
         await self._patch_pod(key, self._running_status(process))
 
-    def _pump(self, stream: IO[bytes], handle: IO[bytes], pod: dict[str, Any]) -> None:
-        with handle:
-            for raw in iter(stream.readline, b""):
-                handle.write(raw)
-                handle.flush()
-                if self.on_line is not None:
-                    line = raw.decode("utf-8", errors="replace").rstrip()
-                    if line:
-                        self.on_line(pod, line)
+    def _follow(
+        self, log: Path, offset: int, popen: subprocess.Popen[bytes], pod: dict[str, Any]
+    ) -> None:
+        """Pass each new line of the container's log to `on_line` until it has exited."""
+        assert self.on_line is not None
+        with log.open("rb") as stream:
+            stream.seek(offset)
+            partial = b""
+            while True:
+                exited = popen.poll() is not None  # then all it wrote is in the file
+                chunk = stream.readline()
+                if not chunk:
+                    if exited:
+                        break
+                    time.sleep(0.2)
+                    continue
+                partial += chunk
+                if not partial.endswith(b"\n"):
+                    continue
+                line = partial.decode("utf-8", errors="replace").rstrip()
+                partial = b""
+                if line:
+                    self.on_line(pod, line)
 
     def _record(self, key: str) -> Path:
         return self.state_dir / f"{key.replace('/', '_')}.json"
