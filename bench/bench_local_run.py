@@ -1,6 +1,7 @@
 """Where the wall time of a local run goes: model work (evaluation, sampling, training
 steps) versus start-up and orchestration (sampler start, process and DeepSpeed start-up,
-polling). Reads a finished run directory of `rft run FILE --local`.
+polling). Reads a finished work directory of `rft run FILE --local`: the run's status and
+the process kubelet's timeline of every pod (`cluster/pods/<pod>/timeline.json`).
 
 Run: .venv/bin/rft run examples/arith-smollm2.yaml --local --workdir /tmp/arith
      .venv/bin/python -m bench.bench_local_run /tmp/arith
@@ -23,25 +24,39 @@ def seconds_between(start: str, end: str) -> float:
     return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
 
 
-def breakdown(run_dir: Path) -> dict[str, Any]:
-    status = RFTRunStatus.model_validate_json((run_dir / "status.json").read_text())
-    children: dict[str, Any] = json.loads((run_dir / "children.json").read_text())
-    timings_path = run_dir / "timings.json"
-    timings: dict[str, Any] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+def model_work(status: RFTRunStatus) -> dict[str, float]:
+    work = {"evaluation": 0.0, "sampling": 0.0, "training": 0.0}
+    for item in status.iterations or []:
+        durations = item.durations or {}
+        work["evaluation"] += durations.get("evaluation", 0.0)
+        work["evaluation"] += durations.get("baselineEvaluation", 0.0)
+        work["sampling"] += durations.get("sampling", 0.0)
+        work["training"] += durations.get("training", 0.0)
+    return work
+
+
+def pod_timelines(workdir: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(path.read_text())
+        for path in sorted((workdir / "cluster" / "pods").glob("*/timeline.json"))
+    ]
+
+
+def breakdown(workdir: Path) -> dict[str, Any]:
+    status = RFTRunStatus.model_validate_json((workdir / "status.json").read_text())
     assert status.start_time and status.completion_time, "the run has not finished"
     wall = seconds_between(status.start_time, status.completion_time)
-    model = {"evaluation": 0.0, "sampling": 0.0, "training": 0.0}
-    jobs_wall = 0.0
-    for name, child in children.items():
-        seconds = (child.get("summary") or {}).get("seconds") or {}
-        if child["kind"] == "score":
-            model["evaluation"] += seconds.get("evaluation", 0.0)
-            model["sampling"] += seconds.get("sampling", 0.0)
-        elif child["kind"] == "train":
-            model["training"] += seconds.get("train", 0.0)
-        jobs_wall += child.get("wall_seconds") or timings.get(name, {}).get("wall_seconds", 0.0)
+    model = model_work(status)
+    timelines = pod_timelines(workdir)
     samplers = sum(
-        t.get("ready_seconds", 0.0) for t in timings.values() if t.get("kind") == "sampler"
+        t["ready"] - t["started"]
+        for t in timelines
+        if t.get("ownerKind") == "Deployment" and "ready" in t
+    )
+    jobs_wall = sum(
+        t["finished"] - t["started"]
+        for t in timelines
+        if t.get("ownerKind") == "Job" and "finished" in t
     )
     model_total = sum(model.values())
     return {

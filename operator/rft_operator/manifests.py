@@ -13,6 +13,7 @@ from typing import Any
 from rft_runtime.commands import score_command, serve_command, train_command
 from rft_runtime.config.env import (
     OPS_CACHE_ENV,
+    SAMPLER_CACHE_ENV,
     TEACHER_API_KEY_ENV,
     TORCH_EXTENSIONS_ENV,
     judge_api_key_env,
@@ -95,7 +96,7 @@ def build_sampler_deployment(
         spec,
         "sampler",
         serve_command(pod.CONFIG_ARG),
-        pod.job_env(config),
+        pod.job_env(config, [{"name": k, "value": v} for k, v in SAMPLER_CACHE_ENV.items()]),
         mounts,
         pod.resources(spec.sampler.resources, spec.sampler.gpus_per_replica),
     )
@@ -121,7 +122,11 @@ def build_sampler_deployment(
             "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {"labels": pod_labels},
-                "spec": pod.pod_spec(spec, [container], volumes, "Always"),
+                # nothing to save on the way out: a sampler need not be waited for long
+                "spec": {
+                    **pod.pod_spec(spec, [container], volumes, "Always"),
+                    "terminationGracePeriodSeconds": 10,
+                },
             },
         },
     }

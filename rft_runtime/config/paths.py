@@ -21,6 +21,10 @@ HF_HOME = f"{STORAGE_MOUNT}/.cache/huggingface"
 # are kept in this cache on the run storage and copied in before the next training starts.
 OPS_CACHE = f"{STORAGE_MOUNT}/.cache/torch_extensions"
 POD_EXTENSIONS_DIR = "/tmp/torch_extensions"
+# The sampler's compiled graphs (vLLM and torch inductor caches), kept on the run storage
+# so that the next sampler of the run does not compile them again.
+VLLM_CACHE = f"{STORAGE_MOUNT}/.cache/vllm"
+TORCHINDUCTOR_CACHE = f"{STORAGE_MOUNT}/.cache/torchinductor"
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,11 @@ from rft_runtime.config.env import OPS_CACHE_ENV, TORCH_EXTENSIONS_ENV
 
 
 def _built(folder: Path) -> list[Path]:
-    """Op folders holding a finished build (a shared object, no lock)."""
-    ops = []
-    for op in sorted(p for p in folder.glob("*/*") if p.is_dir()):
-        if any(op.glob("*.so")) and not (op / "lock").exists():
-            ops.append(op)
-    return ops
+    """Op folders holding a finished build (a shared object, no lock), directly under the
+    extensions folder or one level down (torch adds a version folder when it picks the
+    folder itself)."""
+    candidates = {so.parent for pattern in ("*/*.so", "*/*/*.so") for so in folder.glob(pattern)}
+    return sorted(op for op in candidates if not (op / "lock").exists())
 
 
 def _copy_into(op: Path, source_root: Path, target_root: Path) -> None:

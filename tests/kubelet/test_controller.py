@@ -128,6 +128,23 @@ async def test_job_completes_with_its_termination_message(setup: Any) -> None:
     assert (await job_status(store, "j"))["succeeded"] == 1
 
 
+async def test_container_output_goes_to_its_log_and_to_the_line_callback(setup: Any) -> None:
+    store, kubelet, _ = setup
+    seen: list[str] = []
+    kubelet.on_line = lambda pod, line: seen.append(line)
+    await store.create(job("talk", "print('one'); print('two', flush=True); print('three')"))
+    try:
+        await until(kubelet, done(store, "talk"))
+        deadline = time.monotonic() + 5
+        while len(seen) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        kubelet.stop_all()
+    assert seen == ["one", "two", "three"]
+    [log] = list((kubelet.node.pods_dir).glob("talk-*/log"))
+    assert log.read_text() == "one\ntwo\nthree\n"
+
+
 async def test_failed_pods_are_replaced_until_the_backoff_limit(setup: Any) -> None:
     store, kubelet, _ = setup
     await store.create(job("f", "import sys; print('boom'); sys.exit(3)"))

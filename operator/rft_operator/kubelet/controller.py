@@ -22,10 +22,11 @@ import subprocess
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rft_runtime.config.termination import TERMINATION_LIMIT
 from rft_runtime.files import atomic_write_json
@@ -106,8 +107,8 @@ def _key(obj: dict[str, Any]) -> str:
 
 def _owner_uid(obj: dict[str, Any]) -> str | None:
     for ref in _meta(obj).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid"))
+        if ref.get("controller") and ref.get("uid"):
+            return str(ref["uid"])
     return None
 
 
@@ -162,6 +163,7 @@ class ProcessKubelet:
 
     async def tick(self) -> None:
         await self._observe_processes()
+        await self._assign_uids()
         pods = await self.client.list_all("v1", "Pod")
         owned = {kind: await self.client.list_all(*kind) for kind in OWNED_KINDS[1:]}
         runs = await self.client.list_all(*OWNER_KINDS[0])
@@ -169,9 +171,11 @@ class ProcessKubelet:
         pods = await self.client.list_all("v1", "Pod")
         services = await self.client.list_all("v1", "Service")
         for deployment in await self.client.list_all("apps/v1", "Deployment"):
-            await self._sync_deployment(deployment, pods)
+            if _meta(deployment).get("uid"):
+                await self._sync_deployment(deployment, pods)
         for job in await self.client.list_all("batch/v1", "Job"):
-            await self._sync_job(job, pods)
+            if _meta(job).get("uid"):
+                await self._sync_job(job, pods)
         pods = await self.client.list_all("v1", "Pod")
         for pod in pods:
             if (pod.get("status") or {}).get("phase") == "Pending" and _key(
@@ -205,13 +209,16 @@ class ProcessKubelet:
                     process.next_probe = time.monotonic() + self.probe_period
                     process.ready = await asyncio.to_thread(self._probe, process)
                     if process.ready:
+                        self._timeline(process, ready=time.time())
                         await self._patch_pod(key, self._running_status(process))
                 continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.popen.pid, signal.SIGKILL)  # what the main process left
             del self.processes[key]
             self._forget_record(key)
-            await self._terminated(key, process, 128 - code if code < 0 else code)
+            exit_code = 128 - code if code < 0 else code
+            self._timeline(process, finished=time.time(), exitCode=exit_code)
+            await self._terminated(key, process, exit_code)
 
     @staticmethod
     def _probe(process: Process) -> bool:
@@ -242,6 +249,14 @@ class ProcessKubelet:
                 }
             ],
         }
+
+    def _timeline(self, process: Process, **fields: Any) -> None:
+        """When this container started, became ready and ended (`pods/<pod>/timeline.json`,
+        which outlives the pod object: benchmarks read it)."""
+        path = process.log.parent / "timeline.json"
+        with contextlib.suppress(OSError, ValueError):
+            current = json.loads(path.read_text()) if path.exists() else {}
+            atomic_write_json(path, {**current, **fields})
 
     async def _terminated(self, key: str, process: Process, code: int) -> None:
         try:
@@ -324,16 +339,19 @@ class ProcessKubelet:
                 },
             )
             return
-        handle = launch.log.open("ab")
-        popen = subprocess.Popen(
-            launch.argv,
-            env=launch.env,
-            cwd=launch.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The container writes its log file itself (as a runtime's shim would), so it keeps
+        # running, and writing, if this kubelet dies; the console follows the file.
+        with launch.log.open("ab") as handle:
+            offset = handle.tell()
+            popen = subprocess.Popen(
+                launch.argv,
+                env=launch.env,
+                cwd=launch.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         atomic_write_json(
             self._record(key),
             {"pod": key, "pid": popen.pid, "startTime": process_start_time(popen.pid)},
@@ -351,19 +369,43 @@ class ProcessKubelet:
         )
         process.ready = process.probe is None
         self.processes[key] = process
-        assert popen.stdout is not None
-        threading.Thread(target=self._pump, args=(popen.stdout, handle, pod), daemon=True).start()
+        owner = (pod["metadata"].get("ownerReferences") or [{}])[0]
+        self._timeline(
+            process,
+            owner=owner.get("name"),
+            ownerKind=owner.get("kind"),
+            started=time.time(),
+            **({"ready": time.time()} if process.ready else {}),
+        )
+        if self.on_line is not None:
+            threading.Thread(
+                target=self._follow, args=(launch.log, offset, popen, pod), daemon=True
+            ).start()
         await self._patch_pod(key, self._running_status(process))
 
-    def _pump(self, stream: IO[bytes], handle: IO[bytes], pod: dict[str, Any]) -> None:
-        with handle:
-            for raw in iter(stream.readline, b""):
-                handle.write(raw)
-                handle.flush()
-                if self.on_line is not None:
-                    line = raw.decode("utf-8", errors="replace").rstrip()
-                    if line:
-                        self.on_line(pod, line)
+    def _follow(
+        self, log: Path, offset: int, popen: subprocess.Popen[bytes], pod: dict[str, Any]
+    ) -> None:
+        """Pass each new line of the container's log to `on_line` until it has exited."""
+        assert self.on_line is not None
+        with log.open("rb") as stream:
+            stream.seek(offset)
+            partial = b""
+            while True:
+                exited = popen.poll() is not None  # then all it wrote is in the file
+                chunk = stream.readline()
+                if not chunk:
+                    if exited:
+                        break
+                    time.sleep(0.2)
+                    continue
+                partial += chunk
+                if not partial.endswith(b"\n"):
+                    continue
+                line = partial.decode("utf-8", errors="replace").rstrip()
+                partial = b""
+                if line:
+                    self.on_line(pod, line)
 
     def _record(self, key: str) -> Path:
         return self.state_dir / f"{key.replace('/', '_')}.json"
@@ -386,6 +428,22 @@ class ProcessKubelet:
 
     # -- controllers ---------------------------------------------------------------------
 
+    async def _assign_uids(self) -> None:
+        """Owners need a uid for their pods to point at; an API server assigns one on
+        create, an emulator may not, so the node fills in what is missing."""
+        for api_version, kind in OWNER_KINDS:
+            for obj in await self.client.list_all(api_version, kind):
+                meta = _meta(obj)
+                if not meta.get("uid"):
+                    with contextlib.suppress(NotFound):
+                        await self.client.patch(
+                            api_version,
+                            kind,
+                            meta["namespace"],
+                            meta["name"],
+                            {"metadata": {"uid": str(uuid.uuid4())}},
+                        )
+
     async def _collect_garbage(
         self,
         pods: list[dict[str, Any]],
@@ -398,18 +456,18 @@ class ProcessKubelet:
             uids |= {str(_meta(o).get("uid")) for o in objects}
         for pod in pods:
             owner = _owner_uid(pod)
-            if owner is not None and owner not in uids:
+            if owner and owner not in uids:
                 await self._kill_pod(pod)
         for (api_version, kind), objects in owned.items():
             for obj in objects:
                 owner = _owner_uid(obj)
-                if owner is not None and owner not in uids:
+                if owner and owner not in uids:
                     meta = _meta(obj)
                     await self.client.delete(api_version, kind, meta["namespace"], meta["name"])
 
     def _own(self, owner: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        uid = str(_meta(owner).get("uid"))
-        return [p for p in pods if _owner_uid(p) == uid]
+        uid = _meta(owner).get("uid")
+        return [p for p in pods if uid and _owner_uid(p) == str(uid)]
 
     async def _sync_deployment(
         self, deployment: dict[str, Any], pods: list[dict[str, Any]]

@@ -1,0 +1,41 @@
+"""Built DeepSpeed ops travel between a pod's own extensions folder and the cache on the
+run storage as whole folders; a folder still being built (its lock) never travels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rft_runtime.config.env import OPS_CACHE_ENV
+from rft_runtime.train import ops_cache
+
+
+def make_op(root: Path, name: str, locked: bool = False) -> None:
+    op = root / name
+    op.mkdir(parents=True)
+    (op / f"{op.name}.so").write_bytes(b"\x7fELF")
+    (op / "build.ninja").write_text("rule")
+    if locked:
+        (op / "lock").write_text("")
+
+
+def test_finished_builds_are_saved_and_restored_without_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache, first, second = tmp_path / "cache", tmp_path / "pod1", tmp_path / "pod2"
+    make_op(first, "fused_adam")
+    make_op(first, "py311_cpu/deepspeed_shm_comm")
+    make_op(first, "half_built", locked=True)
+    monkeypatch.setenv(OPS_CACHE_ENV, str(cache))
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(first))
+    ops_cache.save()
+    assert (cache / "fused_adam" / "fused_adam.so").exists()
+    assert (cache / "py311_cpu" / "deepspeed_shm_comm" / "deepspeed_shm_comm.so").exists()
+    assert not (cache / "half_built").exists()
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(second))
+    ops_cache.restore()
+    assert (second / "fused_adam" / "build.ninja").read_text() == "rule"
+    assert not list(second.rglob("lock"))
+    ops_cache.restore()  # a second restore (another rank) leaves what is there
+    assert (second / "fused_adam" / "fused_adam.so").read_bytes() == b"\x7fELF"
