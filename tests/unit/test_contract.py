@@ -19,7 +19,12 @@ from rft_operator.api import RFTRunSpec, RFTRunStatus
 from rft_operator.jobconfigs import score_config, serve_config, train_config
 from rft_operator.kubelet import controller as kubelet_controller
 from rft_operator.layout import Layout, cluster_layout
-from rft_operator.manifests import RunRef, build_score_job, build_train_job
+from rft_operator.manifests import (
+    RunRef,
+    build_sampler_deployment,
+    build_score_job,
+    build_train_job,
+)
 from rft_operator.names import sampler_name
 from rft_operator.observe import job_summary
 from rft_operator.pod import CONFIG_ARG
@@ -147,6 +152,12 @@ def test_pods_get_the_config_and_the_names_the_runtime_reads(
         assert "secretKeyRef" in variables[env.judge_api_key_env(reward.name)]["valueFrom"]
     secrets = {n for n, e in variables.items() if "secretKeyRef" in e.get("valueFrom", {})}
     assert secrets == {env.TEACHER_API_KEY_ENV} | {env.judge_api_key_env(r.name) for r in judges}
+
+    sampler = build_sampler_deployment(RUN, spec, 0, serve_config(spec, status, 0, layout))
+    sampler_vars = _container_env(sampler)
+    for name, folder in env.SAMPLER_CACHE_ENV.items():
+        assert sampler_vars[name]["value"] == folder
+        assert Path(folder).is_relative_to(paths.STORAGE_MOUNT)  # kept on the run storage
 
     train = train_config(spec, status, RUN.name, 0, layout)
     train_job = build_train_job(RUN, spec, 0, train)
