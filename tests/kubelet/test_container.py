@@ -11,7 +11,7 @@ import pytest
 
 from rft_operator.kubelet import ContainerConfigError, Node, container_launch
 from rft_operator.kubelet.container import expand, rewriter
-from rft_operator.kubelet.controller import dns
+from rft_operator.kubelet.objects import dns
 
 INDEX = "batch.kubernetes.io/job-completion-index"
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from rft_operator.kubelet import Node, ProcessKubelet
-from rft_operator.kubelet.controller import process_start_time
+from rft_operator.kubelet.processes import process_start_time
 from rft_operator.local_store import LocalStore
 
 PY = sys.executable

@@ -7,12 +7,18 @@ objects in the same store as everything else, so the operator reads their termin
 messages exactly as on a cluster. Each running process is recorded in a pid file, so a
 new kubelet (a rerun after the old one was killed) stops what the old one left running
 before it starts anything: never two processes doing one pod's work.
+
+Over 400 lines on purpose: the controllers (Deployment, Job, garbage collection, queue
+admission) and the kubelet share one tick's snapshot and one process table, and the
+status they write is spelled out as Kubernetes spells it. Pure object helpers live in
+`objects.py`, process handling in `processes.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -21,7 +27,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,10 +40,19 @@ from ..client import Client, NotFound
 from ..conditions import now
 from ..manifests import HELD_ANNOTATION, KUEUE_QUEUE_LABEL
 from .container import ContainerConfigError, Node, container_launch
+from .objects import (
+    INDEX_KEY,
+    dns,
+    has_condition,
+    key_of,
+    meta_of,
+    owner_uid,
+    pod_from_template,
+    resolved_probe,
+)
+from .processes import Process, follow, log_tail, probe, process_start_time, stop_group
 
 log = logging.getLogger("rft.kubelet")
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 ADMITTED_ANNOTATION = "rft.dev/admitted-locally"  # the stand-in queue admitted this Job
 CRASH_LOOP_RESTARTS = 3  # a Deployment whose pod crashed this often stops progressing
 OWNER_KINDS = [
@@ -48,75 +62,6 @@ OWNER_KINDS = [
 ]
 OWNED_KINDS = [("v1", "Pod"), ("v1", "Service"), ("apps/v1", "Deployment"), ("batch/v1", "Job")]
 Line = Callable[[dict[str, Any], str], None]
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (tells a live process from a reused pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def stop_group(pid: int, grace: float) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after `grace` seconds."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _group_alive(pid):
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-@dataclass
-class Process:
-    """A running container: the pod it belongs to and its process."""
-
-    pod: str  # namespace/name
-    popen: subprocess.Popen[bytes]
-    log: Path
-    termination: Path
-    started_at: str
-    probe: dict[str, Any] | None
-    ip: str
-    in_container: Callable[[str], str]
-    ready: bool = False
-    next_probe: float = 0.0
-    stopping: bool = False
-
-
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = obj.setdefault("metadata", {})
-    return meta
-
-
-def _key(obj: dict[str, Any]) -> str:
-    meta = _meta(obj)
-    return f"{meta.get('namespace', '')}/{meta['name']}"
-
-
-def _owner_uid(obj: dict[str, Any]) -> str | None:
-    for ref in _meta(obj).get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("uid"):
-            return str(ref["uid"])
-    return None
-
-
-def _condition(obj: dict[str, Any], type_: str) -> bool:
-    return any(
-        c.get("type") == type_ and c.get("status") == "True"
-        for c in (obj.get("status") or {}).get("conditions") or []
-    )
 
 
 @dataclass
@@ -155,8 +100,8 @@ class ProcessKubelet:
         """Pods that were running under a kubelet that is gone: delete them."""
         for pod in await self.client.list_all("v1", "Pod"):
             phase = (pod.get("status") or {}).get("phase")
-            if _key(pod) not in self.processes and phase in (None, "Pending", "Running"):
-                meta = _meta(pod)
+            if key_of(pod) not in self.processes and phase in (None, "Pending", "Running"):
+                meta = meta_of(pod)
                 await self.client.delete("v1", "Pod", meta["namespace"], meta["name"])
 
     # -- the loop ------------------------------------------------------------------------
@@ -171,14 +116,14 @@ class ProcessKubelet:
         pods = await self.client.list_all("v1", "Pod")
         services = await self.client.list_all("v1", "Service")
         for deployment in await self.client.list_all("apps/v1", "Deployment"):
-            if _meta(deployment).get("uid"):
+            if meta_of(deployment).get("uid"):
                 await self._sync_deployment(deployment, pods)
         for job in await self.client.list_all("batch/v1", "Job"):
-            if _meta(job).get("uid"):
+            if meta_of(job).get("uid"):
                 await self._sync_job(job, pods)
         pods = await self.client.list_all("v1", "Pod")
         for pod in pods:
-            if (pod.get("status") or {}).get("phase") == "Pending" and _key(
+            if (pod.get("status") or {}).get("phase") == "Pending" and key_of(
                 pod
             ) not in self.processes:
                 await self._run_pod(pod, pods, services)
@@ -207,7 +152,7 @@ class ProcessKubelet:
             if code is None:
                 if not process.ready and time.monotonic() >= process.next_probe:
                     process.next_probe = time.monotonic() + self.probe_period
-                    process.ready = await asyncio.to_thread(self._probe, process)
+                    process.ready = await asyncio.to_thread(probe, process)
                     if process.ready:
                         self._timeline(process, ready=time.time())
                         await self._patch_pod(key, self._running_status(process))
@@ -219,20 +164,6 @@ class ProcessKubelet:
             exit_code = 128 - code if code < 0 else code
             self._timeline(process, finished=time.time(), exitCode=exit_code)
             await self._terminated(key, process, exit_code)
-
-    @staticmethod
-    def _probe(process: Process) -> bool:
-        probe = process.probe
-        if probe is None:
-            return True
-        get = probe.get("httpGet") or {}
-        port = get.get("port")
-        url = f"http://{process.ip}:{port}{get.get('path', '/')}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(200 <= response.status < 400)
-        except OSError:
-            return False
 
     def _running_status(self, process: Process) -> dict[str, Any]:
         restarts = self.crashes.get(process.pod, (0, 0.0, ""))[0]
@@ -269,7 +200,7 @@ class ProcessKubelet:
             else ""
         )
         if not message.strip() and code != 0:
-            message = _log_tail(process.log)
+            message = log_tail(process.log)
         message = process.in_container(message)
         terminated = {
             "exitCode": code,
@@ -312,7 +243,7 @@ class ProcessKubelet:
     async def _run_pod(
         self, pod: dict[str, Any], pods: list[dict[str, Any]], services: list[dict[str, Any]]
     ) -> None:
-        key = _key(pod)
+        key = key_of(pod)
         _, due, _ = self.crashes.get(key, (0, 0.0, ""))
         if time.monotonic() < due:
             return
@@ -363,7 +294,7 @@ class ProcessKubelet:
             log=launch.log,
             termination=launch.termination,
             started_at=now(),
-            probe=_resolved_probe(container),
+            probe=resolved_probe(container),
             ip=pod["status"]["podIP"],
             in_container=launch.in_container,
         )
@@ -379,33 +310,11 @@ class ProcessKubelet:
         )
         if self.on_line is not None:
             threading.Thread(
-                target=self._follow, args=(launch.log, offset, popen, pod), daemon=True
+                target=follow,
+                args=(launch.log, offset, popen, functools.partial(self.on_line, pod)),
+                daemon=True,
             ).start()
         await self._patch_pod(key, self._running_status(process))
-
-    def _follow(
-        self, log: Path, offset: int, popen: subprocess.Popen[bytes], pod: dict[str, Any]
-    ) -> None:
-        """Pass each new line of the container's log to `on_line` until it has exited."""
-        assert self.on_line is not None
-        with log.open("rb") as stream:
-            stream.seek(offset)
-            partial = b""
-            while True:
-                exited = popen.poll() is not None  # then all it wrote is in the file
-                chunk = stream.readline()
-                if not chunk:
-                    if exited:
-                        break
-                    time.sleep(0.2)
-                    continue
-                partial += chunk
-                if not partial.endswith(b"\n"):
-                    continue
-                line = partial.decode("utf-8", errors="replace").rstrip()
-                partial = b""
-                if line:
-                    self.on_line(pod, line)
 
     def _record(self, key: str) -> Path:
         return self.state_dir / f"{key.replace('/', '_')}.json"
@@ -415,7 +324,7 @@ class ProcessKubelet:
 
     async def _kill_pod(self, pod: dict[str, Any]) -> None:
         """Delete the pod; its process gets SIGTERM, then SIGKILL after the grace period."""
-        key = _key(pod)
+        key = key_of(pod)
         process = self.processes.pop(key, None)
         if process is not None:
             process.stopping = True
@@ -423,7 +332,7 @@ class ProcessKubelet:
             await asyncio.to_thread(stop_group, process.popen.pid, grace)
             await asyncio.to_thread(process.popen.wait)
             self._forget_record(key)
-        meta = _meta(pod)
+        meta = meta_of(pod)
         await self.client.delete("v1", "Pod", meta["namespace"], meta["name"])
 
     # -- controllers ---------------------------------------------------------------------
@@ -433,7 +342,7 @@ class ProcessKubelet:
         create, an emulator may not, so the node fills in what is missing."""
         for api_version, kind in OWNER_KINDS:
             for obj in await self.client.list_all(api_version, kind):
-                meta = _meta(obj)
+                meta = meta_of(obj)
                 if not meta.get("uid"):
                     with contextlib.suppress(NotFound):
                         await self.client.patch(
@@ -451,23 +360,23 @@ class ProcessKubelet:
         runs: list[dict[str, Any]],
     ) -> None:
         """Delete what lost its owner (listed before the owners, so nothing new is lost)."""
-        uids = {str(_meta(o).get("uid")) for o in runs}
+        uids = {str(meta_of(o).get("uid")) for o in runs}
         for objects in owned.values():
-            uids |= {str(_meta(o).get("uid")) for o in objects}
+            uids |= {str(meta_of(o).get("uid")) for o in objects}
         for pod in pods:
-            owner = _owner_uid(pod)
+            owner = owner_uid(pod)
             if owner and owner not in uids:
                 await self._kill_pod(pod)
         for (api_version, kind), objects in owned.items():
             for obj in objects:
-                owner = _owner_uid(obj)
+                owner = owner_uid(obj)
                 if owner and owner not in uids:
-                    meta = _meta(obj)
+                    meta = meta_of(obj)
                     await self.client.delete(api_version, kind, meta["namespace"], meta["name"])
 
     def _own(self, owner: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        uid = _meta(owner).get("uid")
-        return [p for p in pods if uid and _owner_uid(p) == str(uid)]
+        uid = meta_of(owner).get("uid")
+        return [p for p in pods if uid and owner_uid(p) == str(uid)]
 
     async def _sync_deployment(
         self, deployment: dict[str, Any], pods: list[dict[str, Any]]
@@ -482,12 +391,12 @@ class ProcessKubelet:
             alive.append(await self._create_pod(deployment, None))
         ready = sum(1 for p in alive if self._ready(p))
         status: dict[str, Any] = {
-            "observedGeneration": _meta(deployment).get("generation"),
+            "observedGeneration": meta_of(deployment).get("generation"),
             "replicas": len(alive),
             "readyReplicas": ready,
             "availableReplicas": ready,
         }
-        crashed = [self.crashes[_key(p)] for p in alive if _key(p) in self.crashes]
+        crashed = [self.crashes[key_of(p)] for p in alive if key_of(p) in self.crashes]
         worst = max(crashed, default=None)
         if worst is not None and worst[0] >= CRASH_LOOP_RESTARTS:
             status["conditions"] = [
@@ -500,7 +409,7 @@ class ProcessKubelet:
             ]
         current = deployment.get("status") or {}
         if any(current.get(k) != v for k, v in status.items()):
-            meta = _meta(deployment)
+            meta = meta_of(deployment)
             await self.client.patch(
                 "apps/v1",
                 "Deployment",
@@ -511,12 +420,12 @@ class ProcessKubelet:
             )
 
     def _ready(self, pod: dict[str, Any]) -> bool:
-        process = self.processes.get(_key(pod))
+        process = self.processes.get(key_of(pod))
         return process is not None and process.ready
 
     async def _sync_job(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
-        meta, spec = _meta(job), job.get("spec") or {}
-        if _condition(job, "Complete") or _condition(job, "Failed"):
+        meta, spec = meta_of(job), job.get("spec") or {}
+        if has_condition(job, "Complete") or has_condition(job, "Failed"):
             return
         mine = self._own(job, pods)
         active = [p for p in mine if (p.get("status") or {}).get("phase") in ("Pending", "Running")]
@@ -575,7 +484,7 @@ class ProcessKubelet:
         await self._job_status(job, status)
 
     async def _admit(self, job: dict[str, Any]) -> None:
-        meta = _meta(job)
+        meta = meta_of(job)
         await self.client.patch(
             "batch/v1",
             "Job",
@@ -588,54 +497,17 @@ class ProcessKubelet:
         current = job.get("status") or {}
         if all(current.get(k) == v for k, v in status.items()):
             return
-        meta = _meta(job)
+        meta = meta_of(job)
         await self.client.patch(
             "batch/v1", "Job", meta["namespace"], meta["name"], {"status": status}, "status"
         )
 
     @staticmethod
     def _index(pod: dict[str, Any]) -> int:
-        return int((_meta(pod).get("annotations") or {}).get(INDEX_KEY, "0"))
+        return int((meta_of(pod).get("annotations") or {}).get(INDEX_KEY, "0"))
 
     async def _create_pod(self, owner: dict[str, Any], index: int | None) -> dict[str, Any]:
-        meta = _meta(owner)
-        template = (owner.get("spec") or {}).get("template") or {}
-        labels = dict((template.get("metadata") or {}).get("labels") or {})
-        annotations = dict((template.get("metadata") or {}).get("annotations") or {})
-        spec = json.loads(json.dumps(template.get("spec") or {}))
-        name = f"{meta['name']}-{random.token_hex(3)[:5]}"
-        if owner["kind"] == "Job":
-            labels.update({JOB_NAME_LABEL: meta["name"], "job-name": meta["name"]})
-            if index is not None:
-                name = f"{meta['name']}-{index}-{random.token_hex(3)[:5]}"
-                annotations[INDEX_KEY] = str(index)
-                labels[INDEX_KEY] = str(index)
-                if spec.get("subdomain"):
-                    spec["hostname"] = f"{meta['name']}-{index}"
-        spec["nodeName"] = "process-kubelet"
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": meta["namespace"],
-                "labels": labels,
-                "annotations": annotations,
-                "creationTimestamp": now(),
-                "ownerReferences": [
-                    {
-                        "apiVersion": owner["apiVersion"],
-                        "kind": owner["kind"],
-                        "name": meta["name"],
-                        "uid": meta.get("uid"),
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": spec,
-            "status": {"phase": "Pending", "podIP": self._free_ip()},
-        }
+        pod = pod_from_template(owner, index, random.token_hex(3)[:5], self._free_ip(), now())
         await self.client.create(pod)
         return pod
 
@@ -655,70 +527,3 @@ class ProcessKubelet:
         namespace, name = key.split("/", 1)
         with contextlib.suppress(NotFound):
             await self.client.patch("v1", "Pod", namespace, name, {"status": status}, "status")
-
-
-def dns(services: list[dict[str, Any]], pods: list[dict[str, Any]]) -> dict[str, str]:
-    """Host names (and host:port pairs) of the Services, and where they point here."""
-    live = [p for p in pods if (p.get("status") or {}).get("phase") in ("Pending", "Running")]
-    names: dict[str, str] = {}
-    for service in services:
-        meta, spec = _meta(service), service.get("spec") or {}
-        ns, name = meta.get("namespace", "default"), meta["name"]
-        variants = [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"]
-        if spec.get("clusterIP") == "None":  # headless: one name per pod of the subdomain
-            for pod in live:
-                pod_spec = pod.get("spec") or {}
-                if pod_spec.get("subdomain") == name and pod_spec.get("hostname"):
-                    ip = pod["status"]["podIP"]
-                    for variant in variants:
-                        names[f"{pod_spec['hostname']}.{variant}"] = ip
-            continue
-        selector = spec.get("selector") or {}
-        backends = [
-            p
-            for p in live
-            if selector
-            and all((_meta(p).get("labels") or {}).get(k) == v for k, v in selector.items())
-        ]
-        if not backends:
-            continue
-        backend = backends[0]
-        ip = backend["status"]["podIP"]
-        ports = _container_ports(backend)
-        for variant in variants:
-            names[variant] = ip
-            for port in spec.get("ports") or []:
-                target = port.get("targetPort", port["port"])
-                target = ports.get(target, target) if isinstance(target, str) else target
-                names[f"{variant}:{port['port']}"] = f"{ip}:{target}"
-    return names
-
-
-def _resolved_probe(container: dict[str, Any]) -> dict[str, Any] | None:
-    """The readiness probe with a named port replaced by its number."""
-    probe = container.get("readinessProbe")
-    if probe is None or "httpGet" not in probe:
-        return probe
-    port = probe["httpGet"].get("port")
-    if isinstance(port, str):
-        named = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
-        port = named.get(port, port)
-    return {**probe, "httpGet": {**probe["httpGet"], "port": port}}
-
-
-def _container_ports(pod: dict[str, Any]) -> dict[str, int]:
-    ports: dict[str, int] = {}
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name"):
-                ports[port["name"]] = int(port["containerPort"])
-    return ports
-
-
-def _log_tail(path: Path, lines: int = 80, limit: int = 2048) -> str:
-    """What Kubernetes falls back to (FallbackToLogsOnError): the end of the log."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])[-limit:]
