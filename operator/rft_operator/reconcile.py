@@ -12,18 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from . import actions as act
 from . import api
-from .actions import (
-    Action,
-    Delete,
-    Event,
-    ResumeChild,
-    Run,
-    StartSampler,
-    StartScoreJob,
-    StartTrainJob,
-    SuspendChild,
-)
 from .client import Client
 from .conditions import now, set_condition
 from .layout import cluster_layout
@@ -75,7 +65,7 @@ async def reconcile_run(client: Client, body: dict[str, Any], observed: Observed
     children = observe_children(name, *observed)
     layout = cluster_layout(name, namespace, spec)
     retry = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
-    run = Run(name, spec, status, meta.get("generation"), retry=retry)
+    run = act.Run(name, spec, status, meta.get("generation"), retry=retry)
     result = plan(run, children, layout, now())
     for action in result.actions:
         await carry_out(client, ref, spec, action)
@@ -109,26 +99,26 @@ async def write_status(client: Client, ref: RunRef, new: api.RFTRunStatus) -> No
     )
 
 
-async def carry_out(client: Client, ref: RunRef, spec: api.RFTRunSpec, action: Action) -> None:
+async def carry_out(client: Client, ref: RunRef, spec: api.RFTRunSpec, action: act.Action) -> None:
     """One planner action as Kubernetes objects."""
     ns = ref.namespace
     match action:
-        case StartSampler(index=index, config=config):
+        case act.StartSampler(index=index, config=config):
             await client.apply(build_sampler_service(ref, index))
             await client.apply(build_sampler_deployment(ref, spec, index, config))
-        case StartScoreJob(index=index, config=config):
+        case act.StartScoreJob(index=index, config=config):
             await client.create(build_score_job(ref, spec, index, config))
-        case StartTrainJob(index=index, config=config):
+        case act.StartTrainJob(index=index, config=config):
             await client.apply(build_train_service(ref, index))
             await client.create(build_train_job(ref, spec, index, config))
-        case Delete(name=name, kind="sampler"):
+        case act.Delete(name=name, kind="sampler"):
             await client.delete("apps/v1", "Deployment", ns, name)
             await client.delete("v1", "Service", ns, name)
-        case Delete(name=name, kind=kind):
+        case act.Delete(name=name, kind=kind):
             await client.delete("batch/v1", "Job", ns, name)
             if kind == "train":
                 await client.delete("v1", "Service", ns, name)
-        case SuspendChild(name=name):
+        case act.SuspendChild(name=name):
             await client.patch(
                 "batch/v1",
                 "Job",
@@ -136,7 +126,7 @@ async def carry_out(client: Client, ref: RunRef, spec: api.RFTRunSpec, action: A
                 name,
                 {"metadata": {"annotations": {HELD_ANNOTATION: "true"}}, "spec": {"suspend": True}},
             )
-        case ResumeChild(name=name):
+        case act.ResumeChild(name=name):
             await client.patch(
                 "batch/v1",
                 "Job",
@@ -144,7 +134,7 @@ async def carry_out(client: Client, ref: RunRef, spec: api.RFTRunSpec, action: A
                 name,
                 {"metadata": {"annotations": {HELD_ANNOTATION: None}}, "spec": {"suspend": False}},
             )
-        case Event(type=type_, reason=reason, message=message):
+        case act.Event(type=type_, reason=reason, message=message):
             await post_event(client, ref, type_, reason, message)
 
 
