@@ -15,25 +15,11 @@ import pytest
 from rft_operator.validation import admission_problems, problems_in
 
 from ..conftest import ROOT, load_yaml
-from .crd_check import crd_errors, crd_schema
+from .crd_check import _defaulted, crd_errors, crd_schema
 
 Path_ = tuple[str | int, ...]
 EXAMPLES = ["minimal.yaml", "arith-smollm2.yaml", "complete.yaml"]
 SKIP = {"apiVersion", "kind", "metadata", "status"}  # routed / owned by the API server
-
-
-def _defaulted(node: dict[str, Any], value: Any) -> Any:
-    if isinstance(value, dict):
-        out = dict(value)
-        for name, sub in node.get("properties", {}).items():
-            if name not in out and "default" in sub:
-                out[name] = copy.deepcopy(sub["default"])
-            if name in out:
-                out[name] = _defaulted(sub, out[name])
-        return out
-    if isinstance(value, list):
-        return [_defaulted(node.get("items", {}), v) for v in value]
-    return value
 
 
 def _wrong_types(node: dict[str, Any]) -> list[Any]:
