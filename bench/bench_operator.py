@@ -17,7 +17,6 @@ import platform
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import kmock
 
 from tests.support.emulator import declare_resources
+from tests.support.operator_process import operator_command, operator_env
 from tests.support.stub_kubelet import Kubelet, Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,19 +120,9 @@ async def main(runs: int, timeout: float) -> dict[str, Any]:
                 f"run{i:03d}"
             )
         server = str(emulator.url).rstrip("/")
-        env = {**os.environ, "RFT_KUBE_SERVER": server, "RFT_TIMER_INTERVAL": "60"}
         operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rft_operator",
-                "-A",
-                "--metrics-port",
-                "0",
-                "--liveness-port",
-                "18081",
-            ],
-            env=env,
+            operator_command(18081),
+            env=operator_env(server, 60),
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

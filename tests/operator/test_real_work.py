@@ -31,6 +31,7 @@ from rft_operator.local import IMAGE_ENV
 from rft_runtime.bundled_models import cache_root, prepare
 
 from ..conftest import ROOT
+from ..support.operator_process import operator_command, operator_env
 from .test_operator import condition, creations, status_of
 
 RUN = "arith"
@@ -93,20 +94,10 @@ class Operator:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "RFT_KUBE_SERVER": self.server, "RFT_TIMER_INTERVAL": "2"}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "rft_operator",
-                    "-A",
-                    "--metrics-port",
-                    "0",
-                    "--liveness-port",
-                    str(free_port()),
-                ],
-                env=env,
+                operator_command(free_port()),
+                env=operator_env(self.server, 2),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
