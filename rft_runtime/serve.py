@@ -3,6 +3,9 @@
 `python -m rft_runtime.serve --config FILE`. We exec vLLM's API server module as a child
 (the `vllm` console script is broken on the CPU build), forward SIGTERM/SIGINT so it shuts
 down gracefully, and exit with the child's code so the pod status tells the truth.
+
+A long-lived sampler (`policy_file` set) serves a whole run: a watcher thread loads each new
+policy the scoring Jobs ask for in place (see `policy_sync`), instead of a restart.
 """
 
 from __future__ import annotations
@@ -10,13 +13,31 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 from types import FrameType
 
+import httpx
+
+from . import policy_sync
+from .config.env import POD_NAME_ENV
 from .config.jobs import ServeConfig, load_config
 
 DEFAULT_CPU_KVCACHE_GIB = "4"
+WATCH_SECONDS = 1.0
+
+
+def initial_model(config: ServeConfig) -> str:
+    """The weights to start on: the policy last asked for (a restarted pod must not serve an
+    older one), else the configured model."""
+    asked = policy_sync.requested_policy(config.policy_file) if config.policy_file else None
+    if asked and (Path(asked) / "config.json").is_file():
+        return asked
+    return config.model_path
 
 
 def vllm_args(config: ServeConfig, python: str = sys.executable) -> list[str]:
@@ -26,7 +47,7 @@ def vllm_args(config: ServeConfig, python: str = sys.executable) -> list[str]:
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
-        config.model_path,
+        initial_model(config),
         "--served-model-name",
         config.served_model_name,
         "--host",
@@ -47,18 +68,75 @@ def vllm_args(config: ServeConfig, python: str = sys.executable) -> list[str]:
 
 
 def vllm_env(config: ServeConfig, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for the server: offline hub, and a bounded KV cache on CPU."""
+    """Environment for the server: offline hub, a bounded KV cache and every core on CPU, and
+    the weight-reload endpoints when the sampler is long-lived."""
     env = dict(os.environ if base is None else base)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     if config.device == "cpu":
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KVCACHE_GIB)
+    if config.policy_file:
+        # /collective_rpc (reload_weights) and /reset_prefix_cache: reachable only inside the
+        # cluster through the sampler Service, like the rest of the server.
+        env["VLLM_SERVER_DEV_MODE"] = "1"
     return env
+
+
+def local_url(config: ServeConfig) -> str:
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    return f"http://{host}:{config.port}"
+
+
+class PolicyWatcher(threading.Thread):
+    """Loads the policy the policy file names into the running server, and records it."""
+
+    def __init__(self, config: ServeConfig, pod: str) -> None:
+        super().__init__(name="policy-watcher", daemon=True)
+        assert config.policy_file and config.loaded_dir
+        self.config = config
+        self.pod = pod
+        self.loaded: str | None = None
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=local_url(self.config), timeout=600) as http:
+            while not self.stopped.wait(WATCH_SECONDS):
+                try:
+                    self.step(http)
+                except httpx.HTTPError as exc:  # server not up yet, or going down: next tick
+                    if self.loaded is not None:
+                        print(f"[policy] {type(exc).__name__}: {exc}", flush=True)
+
+    def step(self, http: httpx.Client) -> None:
+        if http.get("/health").status_code != 200:
+            return
+        wanted = policy_sync.requested_policy(self.config.policy_file or "")
+        if self.loaded is None:  # the weights the server started on
+            self.loaded = initial_model(self.config)
+            policy_sync.record_loaded(self.config.loaded_dir or "", self.pod, self.loaded, 0.0)
+        if wanted is None or wanted == self.loaded:
+            return
+        start = time.monotonic()
+        print(f"[policy] loading {wanted}", flush=True)
+        answer = http.post(
+            "/collective_rpc",
+            json={"method": "reload_weights", "kwargs": {"weights_path": wanted}},
+        )
+        answer.raise_for_status()
+        http.post("/reset_prefix_cache").raise_for_status()  # cached prefixes are old weights
+        seconds = time.monotonic() - start
+        self.loaded = wanted
+        policy_sync.record_loaded(self.config.loaded_dir or "", self.pod, wanted, seconds)
+        print(f"[policy] loaded {wanted} in {seconds:.1f} s", flush=True)
 
 
 def run(config: ServeConfig) -> int:
     """Start the server, forward termination signals, return its exit code."""
     child = subprocess.Popen(vllm_args(config), env=vllm_env(config))
+    watcher = None
+    if config.policy_file and config.loaded_dir:
+        watcher = PolicyWatcher(config, os.environ.get(POD_NAME_ENV) or socket.gethostname())
+        watcher.start()
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         if child.poll() is None:
@@ -67,6 +145,8 @@ def run(config: ServeConfig) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     code = child.wait()
+    if watcher is not None:
+        watcher.stopped.set()
     # A child killed by a signal reports -N; shells report 128+N.
     return 128 - code if code < 0 else code
 

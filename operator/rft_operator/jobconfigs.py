@@ -13,6 +13,7 @@ from rft_runtime.config.jobs import (
     Endpoint,
     EvalParams,
     EvalSet,
+    PolicySync,
     PromptFormat,
     PromptSource,
     SamplingParams,
@@ -20,12 +21,18 @@ from rft_runtime.config.jobs import (
     ServeConfig,
     TrainJobConfig,
 )
+from rft_runtime.config.paths import RunPaths
 from rft_runtime.config.spec import LoraSpec
 
 from .api import RFTRunSpec, RFTRunStatus
 from .layout import Layout
-from .names import sampler_name
-from .schedule import does_evaluate, does_sample, min_reward
+from .names import sampler_name, shared_sampler_name
+from .schedule import does_evaluate, does_sample, min_reward, needs_policy_server
+
+
+def sampler_of(spec: RFTRunSpec, run: str, index: int) -> str:
+    """The sampler serving policy `index`: the run's long-lived one, or one per iteration."""
+    return shared_sampler_name(run) if spec.sampler.keep_alive else sampler_name(run, index)
 
 
 def policy_uri(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layout) -> str:
@@ -52,13 +59,36 @@ def serve_config(spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Lay
         tensor_parallel_size=spec.sampler.tensor_parallel_size,
         gpu_memory_utilization=spec.sampler.gpu_memory_utilization,
         device="cuda" if spec.sampler.gpus_per_replica > 0 else "cpu",
+        policy_file=RunPaths(layout.run_dir).sampler_policy if spec.sampler.keep_alive else None,
+        loaded_dir=RunPaths(layout.run_dir).sampler_loaded if spec.sampler.keep_alive else None,
     )
 
 
-def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> ScoreJobConfig:
+def policy_sync(
+    spec: RFTRunSpec, status: RFTRunStatus, index: int, layout: Layout
+) -> PolicySync | None:
+    """What scoring Job k asks of the long-lived sampler: serve policy k."""
+    if not spec.sampler.keep_alive or not needs_policy_server(spec, index):
+        return None
+    paths = RunPaths(layout.run_dir)
+    return PolicySync(
+        policy_file=paths.sampler_policy,
+        loaded_dir=paths.sampler_loaded,
+        policy_path=policy_path(spec, status, index, layout),
+        replicas=spec.sampler.replicas,
+    )
+
+
+def score_config(
+    spec: RFTRunSpec,
+    run: str,
+    index: int,
+    layout: Layout,
+    status: RFTRunStatus | None = None,
+) -> ScoreJobConfig:
     sampler = spec.sampler
     policy = Endpoint(
-        base_url=layout.sampler_url(sampler_name(run, index)),
+        base_url=layout.sampler_url(sampler_of(spec, run, index)),
         model=POLICY_MODEL_NAME,
         concurrency=sampler.concurrency,
         timeout_seconds=sampler.request_timeout_seconds,
@@ -111,6 +141,7 @@ def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Scor
         iteration=index,
         output_dir=layout.iteration(index).dir,
         policy=policy,
+        policy_sync=policy_sync(spec, status or RFTRunStatus(), index, layout),
         teacher=teacher,
         prompt_format=PromptFormat(
             system_prompt=data.system_prompt,

@@ -13,6 +13,7 @@ from typing import Any
 from rft_runtime.commands import score_command, serve_command, train_command
 from rft_runtime.config.env import (
     OPS_CACHE_ENV,
+    POD_NAME_ENV,
     SAMPLER_CACHE_ENV,
     TEACHER_API_KEY_ENV,
     TORCH_EXTENSIONS_ENV,
@@ -85,10 +86,11 @@ def _queue_labels(spec: api.RFTRunSpec) -> dict[str, str]:
 
 
 def build_sampler_deployment(
-    run: RunRef, spec: api.RFTRunSpec, index: int, config: ServeConfig
+    run: RunRef, spec: api.RFTRunSpec, index: int, config: ServeConfig, name: str | None = None
 ) -> dict[str, Any]:
-    """vLLM's OpenAI server for policy `index`; probes on /health (loading takes minutes)."""
-    name = sampler_name(run.name, index)
+    """vLLM's OpenAI server starting on policy `index` (a long-lived one then loads the later
+    policies in place); probes on /health (loading takes minutes)."""
+    name = name or sampler_name(run.name, index)
     object_labels = labels(run, index, "sampler", "sampling")
     volumes, mounts = pod.volumes(spec, shm=True)
     probe = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10}
@@ -96,7 +98,13 @@ def build_sampler_deployment(
         spec,
         "sampler",
         serve_command(pod.CONFIG_ARG),
-        pod.job_env(config, [{"name": k, "value": v} for k, v in SAMPLER_CACHE_ENV.items()]),
+        pod.job_env(
+            config,
+            [
+                *({"name": k, "value": v} for k, v in SAMPLER_CACHE_ENV.items()),
+                {"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            ],
+        ),
         mounts,
         pod.resources(spec.sampler.resources, spec.sampler.gpus_per_replica),
     )
@@ -132,8 +140,8 @@ def build_sampler_deployment(
     }
 
 
-def build_sampler_service(run: RunRef, index: int) -> dict[str, Any]:
-    name = sampler_name(run.name, index)
+def build_sampler_service(run: RunRef, index: int, name: str | None = None) -> dict[str, Any]:
+    name = name or sampler_name(run.name, index)
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -41,9 +41,9 @@ from .actions import (
 )
 from .api import IterationStatus, RFTRunSpec, RFTRunStatus, Stage
 from .conditions import condition_status, stage_conditions
-from .jobconfigs import policy_uri, score_config, serve_config, train_config
+from .jobconfigs import policy_uri, sampler_of, score_config, serve_config, train_config
 from .layout import Layout, UnsupportedUri
-from .names import sampler_name, score_name, train_name
+from .names import sampler_name, score_name, shared_sampler_name, train_name
 from .schedule import does_evaluate, does_sample, needs_policy_server
 from .semantics import INVALID_SPEC, spec_problems
 
@@ -144,7 +144,7 @@ class _Planner:
         final = not does_sample(spec, k)
         label = f"iteration {k}" if not final else "final evaluation"
         if needs_policy_server(spec, k):
-            name = sampler_name(self.run.name, k)
+            name = sampler_of(spec, self.run.name, k)
             sampler = self.children.get(name)
             if sampler is None:
                 config = serve_config(spec, self.status, k, self.layout)
@@ -167,7 +167,7 @@ class _Planner:
         job = self.children.get(name)
         what = "evaluating the final policy" if final else "sampling and scoring"
         if job is None:
-            job_config = score_config(spec, self.run.name, k, self.layout)
+            job_config = score_config(spec, self.run.name, k, self.layout, self.status)
             self.actions.append(StartScoreJob(name, k, job_config))
             self.wait(stage, "Scoring", f"{label}: {what}")
         if job.phase == "Failed":
@@ -178,8 +178,9 @@ class _Planner:
             self.wait(stage, "Scoring", f"{label}: {what}")
         summary = self.summary(ScoreSummary, job)
         progress.record_score(spec, self.status, k, summary, self.now)
-        if needs_policy_server(spec, k) and sampler_name(self.run.name, k) in self.children:
-            self.actions.append(Delete(sampler_name(self.run.name, k), "sampler"))
+        own_sampler = sampler_name(self.run.name, k)  # a long-lived one stays for the next k
+        if needs_policy_server(spec, k) and own_sampler in self.children:
+            self.actions.append(Delete(own_sampler, "sampler"))
         stop = progress.stop_rule(spec, self.status, k)
         if stop is not None:
             self.finish(stop.reason, stop.message)
@@ -289,10 +290,14 @@ def release_idle_samplers(planner: _Planner) -> None:
     """Delete samplers no step needs any more (e.g. left over by a restart right after the
     status recorded their scoring)."""
     k = planner.status.iteration or 0
+    shared = shared_sampler_name(planner.run.name)
     for child in planner.children.values():
         if child.kind != "sampler" or Delete(child.name, "sampler") in planner.actions:
             continue
-        if child.index < k or (child.index == k and planner.scored(k)):
+        if planner.spec.sampler.keep_alive:  # it serves every iteration; finish() deletes it
+            if child.name != shared:
+                planner.actions.append(Delete(child.name, "sampler"))
+        elif child.index < k or (child.index == k and planner.scored(k)) or child.name == shared:
             planner.actions.append(Delete(child.name, "sampler"))
 
 

@@ -103,9 +103,9 @@ async def carry_out(client: Client, ref: RunRef, spec: api.RFTRunSpec, action: a
     """One planner action as Kubernetes objects."""
     ns = ref.namespace
     match action:
-        case act.StartSampler(index=index, config=config):
-            await client.apply(build_sampler_service(ref, index))
-            await client.apply(build_sampler_deployment(ref, spec, index, config))
+        case act.StartSampler(name=name, index=index, config=config):
+            await client.apply(build_sampler_service(ref, index, name))
+            await client.apply(build_sampler_deployment(ref, spec, index, config, name))
         case act.StartScoreJob(index=index, config=config):
             await client.create(build_score_job(ref, spec, index, config))
         case act.StartTrainJob(index=index, config=config):

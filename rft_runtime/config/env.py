@@ -12,6 +12,8 @@ OPS_CACHE_ENV = "RFT_OPS_CACHE"  # the DeepSpeed op cache on the run storage
 TORCH_EXTENSIONS_ENV = "TORCH_EXTENSIONS_DIR"
 TEACHER_API_KEY_ENV = "RFT_TEACHER_API_KEY"  # filled from sampler.teacher.apiKeySecretRef
 # The sampler keeps its compile caches on the run storage (see paths.VLLM_CACHE).
+# The sampler pod's own name (downward API): it records under it which policy it loaded.
+POD_NAME_ENV = "RFT_POD_NAME"
 SAMPLER_CACHE_ENV = {"VLLM_CACHE_ROOT": VLLM_CACHE, "TORCHINDUCTOR_CACHE_DIR": TORCHINDUCTOR_CACHE}
 
 

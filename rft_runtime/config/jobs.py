@@ -35,6 +35,25 @@ class ServeConfig(ApiModel):
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     device: Literal["cpu", "cuda"] = "cpu"
+    policy_file: str | None = Field(
+        None,
+        description="Long-lived sampler: the JSON file naming the policy to serve. Watched; a "
+        "new policy's weights are loaded in place (no restart), and a restarted sampler starts "
+        "on it. None: serve model_path until the pod ends.",
+    )
+    loaded_dir: str | None = Field(
+        None, description="Where each sampler pod records the policy it has loaded."
+    )
+
+
+class PolicySync(ApiModel):
+    """How a scoring Job makes the long-lived sampler serve the policy it must evaluate."""
+
+    policy_file: str = Field(description="The sampler's policy file (ServeConfig.policy_file).")
+    loaded_dir: str = Field(description="ServeConfig.loaded_dir.")
+    policy_path: str = Field(description="The model directory of this iteration's policy.")
+    replicas: int = Field(1, ge=1, description="Sampler pods that must have loaded it.")
+    timeout_seconds: float = Field(900.0, description="How long to wait for them.")
 
 
 class Endpoint(ApiModel):
@@ -99,6 +118,9 @@ class ScoreJobConfig(ApiModel):
     iteration: int
     output_dir: str = Field(description="The iteration's folder; outputs are written here.")
     policy: Endpoint = Field(description="The sampler serving the current policy (evaluation).")
+    policy_sync: PolicySync | None = Field(
+        None, description="Load this iteration's policy into the long-lived sampler first."
+    )
     teacher: Endpoint | None = Field(None, description="Answers training prompts instead.")
     prompt_format: PromptFormat = Field(default_factory=PromptFormat)
     evaluation: EvalParams | None = None

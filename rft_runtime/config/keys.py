@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 # Keys of `seconds` in the job summaries.
 EVALUATION_SECONDS = "evaluation"  # scoring Job: the evaluation pass
 SAMPLING_SECONDS = "sampling"  # scoring Job: sampling, scoring and filtering
+POLICY_LOAD_SECONDS = "policy_load"  # scoring Job: waiting for the sampler to serve its policy
 TRAINING_SECONDS = "train"  # training Job: the optimisation steps
 TOTAL_SECONDS = "total"  # a job from start to end
 

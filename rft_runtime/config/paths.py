@@ -89,3 +89,14 @@ class RunPaths:
 
     def iteration(self, index: int) -> IterationPaths:
         return IterationPaths(str(PurePosixPath(self.dir) / f"it-{index}"))
+
+    @property
+    def sampler_policy(self) -> str:
+        """sampler/policy.json: which policy the run's long-lived sampler must serve (written
+        by the scoring Job, watched by the sampler, read by a restarted sampler)."""
+        return str(PurePosixPath(self.dir) / "sampler" / "policy.json")
+
+    @property
+    def sampler_loaded(self) -> str:
+        """sampler/loaded/<pod>.json: which policy each sampler pod has loaded."""
+        return str(PurePosixPath(self.dir) / "sampler" / "loaded")

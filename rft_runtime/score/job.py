@@ -7,6 +7,7 @@ records, so each prompt is scored exactly once however often the pod restarts.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from .. import filters
 from ..config.jobs import Endpoint, PromptSource, ScoreJobConfig, ScoreSummary
 from ..config.keys import (
     EVALUATION_SECONDS,
+    POLICY_LOAD_SECONDS,
     SAMPLING_SECONDS,
     TOTAL_SECONDS,
     primary_score,
@@ -24,6 +26,7 @@ from ..config.paths import IterationPaths
 from ..datacheck import InvalidData, check_files, checks_for
 from ..files import atomic_write_json
 from ..jsonl import atomic_write_jsonl
+from ..policy_sync import wait_until_served
 from .client import EndpointClient
 from .data import load_prompts
 from .outputs import (
@@ -134,6 +137,19 @@ async def run_job(config: ScoreJobConfig) -> ScoreSummary:
     Path(out.dir).mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     seconds: dict[str, float] = {}
+    sync = config.policy_sync
+    if sync is not None:  # the long-lived sampler loads this iteration's policy first
+        seconds[POLICY_LOAD_SECONDS] = round(
+            await asyncio.to_thread(
+                wait_until_served,
+                sync.policy_file,
+                sync.loaded_dir,
+                sync.policy_path,
+                sync.replicas,
+                sync.timeout_seconds,
+            ),
+            3,
+        )
     eval_metrics_by_set: dict[str, Any] = {}
     train: dict[str, Any] = {}
     if config.evaluation is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from rft_runtime.config.jobs import FailureSummary, ScoreSummary, ServeConfig
+from rft_runtime.policy_sync import pods_serving, wait_until_served
 from rft_runtime.score.passk import pass_at_k
 from rft_runtime.serve import vllm_args, vllm_env
 
@@ -37,8 +39,10 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, log: Path, config: ServeConfig
+    ) -> None:
+        self.process, self.port, self.log, self.config = process, port, log, config
         self.base_url = f"http://127.0.0.1:{port}/v1"
 
 
@@ -46,8 +50,13 @@ class Server:
 def server(small_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("serve")
     port = free_port()
-    config = ServeConfig(
-        model_path=str(small_model), host="127.0.0.1", port=port, max_model_len=512
+    config = ServeConfig(  # long-lived: it watches a policy file (test_policy_reload...)
+        model_path=str(small_model),
+        host="127.0.0.1",
+        port=port,
+        max_model_len=512,
+        policy_file=str(folder / "sampler" / "policy.json"),
+        loaded_dir=str(folder / "sampler" / "loaded"),
     )
     (folder / "serve.json").write_text(config.model_dump_json(by_alias=True))
     log = folder / "serve.log"
@@ -71,7 +80,7 @@ def server(small_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             process.kill()
             pytest.fail(f"server not ready in 600 s:\n{log.read_text()[-3000:]}")
         time.sleep(2)
-    yield Server(process, port, log)
+    yield Server(process, port, log, config)
     if process.poll() is None:
         process.kill()
         process.wait()
@@ -262,6 +271,46 @@ def test_serve_command_line() -> None:
     assert vllm_env(config, {"VLLM_CPU_KVCACHE_SPACE": "2"})["VLLM_CPU_KVCACHE_SPACE"] == "2"
     cuda = ServeConfig(model_path="/m", device="cuda", gpu_memory_utilization=0.5)
     assert "0.5" in vllm_args(cuda) and "VLLM_CPU_KVCACHE_SPACE" not in vllm_env(cuda, {})
+
+
+def perturbed_copy(model: Path, out: Path) -> Path:
+    """The model with layer 0's input norm zeroed: other weights, other KV, other answers."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model, out)
+    weights = load_file(out / "model.safetensors")
+    weights["model.layers.0.input_layernorm.weight"].zero_()
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+def greedy(server: Server, prompt: str) -> str:
+    body = {"model": "policy", "prompt": prompt, "max_tokens": 12, "temperature": 0.0}
+    answer = httpx.post(f"{server.base_url}/completions", json=body, timeout=120)
+    answer.raise_for_status()
+    return str(answer.json()["choices"][0]["text"])
+
+
+def test_policy_reload_swaps_weights_in_place_and_forgets_cached_prefixes(
+    server: Server, small_model: Path, tmp_path: Path
+) -> None:
+    """What every scoring Job of a long-lived sampler does: ask for a policy, wait until it
+    is served. The same prompt before, under the other weights and back again: the prefix
+    cache must not hand the other weights' KV to the base model (it is reset on reload)."""
+    config = server.config
+    assert config.policy_file and config.loaded_dir
+    prompt = "Question: what is 12 + 30? Answer:"
+    before = greedy(server, prompt)
+    other = perturbed_copy(small_model, tmp_path / "other")
+    started = server.process.pid
+    waited = wait_until_served(config.policy_file, config.loaded_dir, str(other), 1, 300)
+    assert waited < 300 and pods_serving(config.loaded_dir, str(other))
+    changed = greedy(server, prompt)
+    assert changed != before and greedy(server, prompt) == changed
+    wait_until_served(config.policy_file, config.loaded_dir, str(small_model), 1, 300)
+    assert greedy(server, prompt) == before
+    assert server.process.pid == started and server.process.poll() is None  # no restart
+    assert "[policy] loaded" in server.log.read_text()
 
 
 def test_serve_shuts_down_on_sigterm(server: Server) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from rft_operator import progress
 from rft_operator.api import RFTRunSpec, RFTRunStatus
-from rft_operator.jobconfigs import score_config, serve_config, train_config
+from rft_operator.jobconfigs import sampler_of, score_config, serve_config, train_config
 from rft_operator.kubelet import controller as kubelet_controller
 from rft_operator.layout import Layout, cluster_layout
 from rft_operator.manifests import (
@@ -25,7 +25,6 @@ from rft_operator.manifests import (
     build_score_job,
     build_train_job,
 )
-from rft_operator.names import sampler_name
 from rft_operator.observe import job_summary
 from rft_operator.pod import CONFIG_ARG
 from rft_runtime.config import env, keys, paths, termination
@@ -140,7 +139,12 @@ def test_pods_get_the_config_and_the_names_the_runtime_reads(
     assert load_config(ScoreJobConfig, CONFIG_ARG) == score
     # the scoring Job asks the sampler for the model name the sampler serves
     assert serve_config(spec, status, 0, layout).served_model_name == score.policy.model
-    assert score.policy.base_url == layout.sampler_url(sampler_name(RUN.name, 0))
+    assert score.policy.base_url == layout.sampler_url(sampler_of(spec, RUN.name, 0))
+    # the long-lived sampler watches the file the scoring Job writes, and reports where it looks
+    serve = serve_config(spec, status, 0, layout)
+    assert score.policy_sync is not None and serve.policy_file == score.policy_sync.policy_file
+    assert serve.loaded_dir == score.policy_sync.loaded_dir
+    assert score.policy_sync.policy_path == serve.model_path
     # the teacher's key: the config names the variable the manifest fills from the Secret
     assert score.teacher is not None and score.teacher.api_key_env == env.TEACHER_API_KEY_ENV
     client = EndpointClient(score.teacher)  # reads the key, fails when it is not there

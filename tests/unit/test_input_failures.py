@@ -54,7 +54,7 @@ def test_a_good_spec_starts_its_sampler() -> None:
 def test_invalid_data_from_the_scoring_job_is_the_failed_reason() -> None:
     run = Run("r", spec(), generation=1)
     children = {
-        "r-it0-sampler": Child("r-it0-sampler", "sampler", 0, "Ready"),
+        "r-sampler": Child("r-sampler", "sampler", 0, "Ready"),
         "r-it0-score": Child(
             "r-it0-score", "score", 0, "Failed", message="InvalidData: 1 data problem in t.jsonl"
         ),

@@ -38,6 +38,7 @@ def make_spec(**overrides: Any) -> RFTRunSpec:
         "model": {"uri": "pvc://models/base"},
         "data": {"train": "pvc://data/train.jsonl"},
         "iterations": {"max": 3},
+        "sampler": {"keepAlive": False},  # one sampler per iteration; keep-alive tests below
         "evaluation": {
             "sets": [
                 {"name": "main", "uri": "pvc://data/eval.jsonl"},
@@ -234,6 +235,55 @@ def test_three_iterations_reach_succeeded_with_every_metric() -> None:
     assert backend.started[-2:] == ["r-it3-sampler", "r-it3-score"]
     assert "r-it3-train" not in backend.started
     assert not any(c.kind == "sampler" for c in backend.children.values())
+
+
+def test_a_long_lived_sampler_serves_every_iteration_and_goes_at_the_end() -> None:
+    backend = Backend(make_spec(sampler={"keepAlive": True}))
+    deleted: list[str] = []
+    for _ in range(50):
+        result = backend.plan()
+        deleted += [a.name for a in result.of_type(Delete) if a.kind == "sampler"]
+        if backend.done():
+            break
+        assert any(c.kind == "sampler" for c in backend.children.values()) or not deleted
+        backend.finish_all()
+    status = backend.run.status
+    assert status.stage == "Succeeded" and [i.index for i in status.iterations or []] == [0, 1, 2]
+    samplers = [name for name in backend.started if "sampler" in name]
+    assert samplers == ["r-sampler"] and deleted == ["r-sampler"]  # started once, deleted once
+    assert not any(c.kind == "sampler" for c in backend.children.values())
+
+
+def test_each_scoring_job_asks_the_long_lived_sampler_for_its_policy() -> None:
+    backend = Backend(make_spec(sampler={"keepAlive": True}))
+    configs = {}
+    for _ in range(50):
+        result = backend.plan()
+        for start in result.of_type(StartScoreJob):
+            configs[start.index] = start.config
+        for start in result.of_type(StartSampler):
+            assert start.config.policy_file == "/mnt/rft/r/sampler/policy.json"
+            assert start.config.model_path == "/mnt/pvc/models/base"
+        if backend.done():
+            break
+        backend.finish_all()
+    assert sorted(configs) == [0, 1, 2, 3]
+    for k, config in configs.items():
+        assert config.policy.base_url == "http://r-sampler:8000/v1"
+        sync = config.policy_sync
+        assert sync is not None and sync.policy_file == "/mnt/rft/r/sampler/policy.json"
+        assert sync.loaded_dir == "/mnt/rft/r/sampler/loaded"
+        expected = "/mnt/pvc/models/base" if k == 0 else f"/mnt/rft/r/it-{k - 1}/checkpoint"
+        assert sync.policy_path == expected
+
+
+def test_a_per_iteration_sampler_left_over_is_deleted_when_the_sampler_is_long_lived() -> None:
+    backend = Backend(make_spec(sampler={"keepAlive": True}))
+    backend.children["r-it0-sampler"] = Child("r-it0-sampler", "sampler", 0, "Ready")
+    result = backend.plan()
+    assert Delete("r-it0-sampler", "sampler") in result.actions
+    [start] = result.of_type(StartSampler)
+    assert start.name == "r-sampler"
 
 
 def test_final_score_job_only_evaluates() -> None:

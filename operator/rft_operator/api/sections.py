@@ -190,6 +190,13 @@ class SamplerSpec(ApiModel):
         0.9, ge=0.1, le=0.99, description="Fraction of GPU memory vLLM may use."
     )
     resources: ResourceRequirements | None = Field(None, description="Sampler pod resources.")
+    keep_alive: bool = Field(
+        True,
+        description="One sampler for the whole run: each new policy's weights are loaded "
+        "into it in place (seconds) instead of starting a new server per iteration (minutes). "
+        "It stays up while training runs, so the sampler and the training Job need their "
+        "CPUs/GPUs at the same time; set false where they cannot (e.g. one GPU node).",
+    )
     teacher: TeacherSpec | None = Field(
         None,
         description="Answer training prompts with this endpoint instead of the policy "
