@@ -27,7 +27,7 @@ from rft_runtime.config.spec import LoraSpec
 from .api import RFTRunSpec, RFTRunStatus
 from .layout import Layout
 from .names import sampler_name, shared_sampler_name
-from .schedule import does_evaluate, does_sample, min_reward, needs_policy_server
+from .schedule import does_evaluate, does_sample, min_reward, needs_policy_server, temperature
 
 
 def sampler_of(spec: RFTRunSpec, run: str, index: int) -> str:
@@ -152,7 +152,10 @@ def score_config(
         train=train,
         sampling=SamplingParams(
             n=sampler.samples_per_prompt,
-            temperature=sampler.temperature,
+            temperature=temperature(spec, index),
+            unsolved_extra_samples=sampler.unsolved_extra_samples,
+            hint_template=sampler.rationalize.template if sampler.rationalize else None,
+            hint_samples=sampler.rationalize.samples_per_prompt if sampler.rationalize else 4,
             top_p=sampler.top_p,
             max_tokens=sampler.max_tokens,
         ),

@@ -32,3 +32,12 @@ def min_reward(spec: RFTRunSpec, index: int) -> float:
     if schedule and index < len(schedule):
         return schedule[index]
     return spec.filter.min_reward
+
+
+def temperature(spec: RFTRunSpec, index: int) -> float:
+    """Iteration k's sampling temperature (sampler.temperatureSchedule, its last entry once
+    past its end, else sampler.temperature)."""
+    schedule = spec.sampler.temperature_schedule
+    if schedule:
+        return schedule[min(index, len(schedule) - 1)]
+    return spec.sampler.temperature

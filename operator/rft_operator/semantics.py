@@ -34,6 +34,10 @@ def spec_problems(spec: RFTRunSpec) -> list[Problem]:
     ):
         if resources is not None:
             found += _resource_problems(path, resources)
+    if spec.sampler.rationalize is not None:
+        problem = template_problem(spec.sampler.rationalize.template, ("prompt", "answer"))
+        if problem:
+            found.append(Problem("spec.sampler.rationalize.template", *problem))
     for path, uri in _uris(spec):
         claim = uri.split("://", 1)[1].split("/", 1)[0] if uri.startswith("pvc://") else ""
         if len(claim) > MAX_CLAIM_NAME:
@@ -184,3 +188,16 @@ def _resource_problems(path: str, resources: ResourceRequirements) -> list[Probl
                 )
             )
     return found
+
+
+def template_problem(template: str, names: tuple[str, ...]) -> tuple[str, str] | None:
+    """A str.format template that uses only `names` (else the scoring Job would crash)."""
+    try:
+        template.format(**{name: "" for name in names})
+    except (KeyError, IndexError, ValueError) as error:
+        allowed = ", ".join("{" + n + "}" for n in names)
+        return (
+            f"is not a valid template ({type(error).__name__}: {error})",
+            f"use only the placeholders {allowed}; write a literal brace as {{{{ or }}}}",
+        )
+    return None

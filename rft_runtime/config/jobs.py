@@ -96,6 +96,15 @@ class SamplingParams(ApiModel):
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 256
+    unsolved_extra_samples: int = Field(
+        0, description="A second round of this many samples for prompts with no correct one."
+    )
+    hint_template: str | None = Field(
+        None,
+        description="Rationalization: prompts still unsolved are asked again with this "
+        "template ({prompt}, {answer}); verified answers are trained on without the hint.",
+    )
+    hint_samples: int = Field(4, description="Samples per prompt of the rationalization round.")
 
 
 class EvalSet(ApiModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ from ..datacheck import InvalidData, check_files, checks_for
 from ..files import atomic_write_json
 from ..jsonl import atomic_write_jsonl
 from ..policy_sync import wait_until_served
+from . import rounds
 from .client import EndpointClient
-from .data import load_prompts
+from .data import PromptRow, load_prompts
 from .outputs import (
     dpo_rows,
     eval_metrics,
@@ -49,12 +51,12 @@ def _rate(stats: PassStats) -> float | None:
 async def _pass(
     config: ScoreJobConfig,
     endpoint: Endpoint,
-    source: PromptSource,
+    source: PromptSource | list[PromptRow],
     request: Request,
     progress_file: Path,
     label: str,
 ) -> tuple[list[dict[str, Any]], PassStats]:
-    rows = load_prompts(source)
+    rows = load_prompts(source) if isinstance(source, PromptSource) else source
     client = EndpointClient(endpoint)
     try:
         with ProgressLog(progress_file) as log:
@@ -98,15 +100,44 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
     params = config.sampling
     request = Request(endpoint.model, params.n, params.temperature, params.top_p, params.max_tokens)
     start = time.monotonic()
-    records, stats = await _pass(
-        config, endpoint, config.train, request, Path(out.progress("train")), "sample"
+    rows = load_prompts(config.train)
+    first, stats = await _pass(
+        config, endpoint, rows, request, Path(out.progress("train")), "sample"
     )
+    records, extra = first, {}
+    if params.unsolved_extra_samples and (todo := rounds.unsolved(rows, records)):
+        more, more_stats = await _pass(
+            config,
+            endpoint,
+            todo,
+            replace(request, n=params.unsolved_extra_samples),
+            Path(out.progress(f"train-{rounds.ROUND_MORE}")),
+            "sample unsolved",
+        )
+        records = rounds.merge(records, more, rounds.ROUND_MORE)
+        stats = stats + more_stats
+        extra.update(rounds.round_metrics(first, more, rounds.ROUND_MORE))
+    if params.hint_template and (todo := rounds.unsolved(rows, records)):
+        hint, hint_stats = await _pass(
+            config,
+            endpoint,
+            [rounds.hinted(row, params.hint_template) for row in todo],
+            replace(request, n=params.hint_samples),
+            Path(out.progress(f"train-{rounds.ROUND_HINT}")),
+            "rationalize",
+        )
+        records = rounds.merge(records, hint, rounds.ROUND_HINT)
+        stats = stats + hint_stats
+        extra.update(rounds.round_metrics(first, hint, rounds.ROUND_HINT))
     result = filters.apply(config.filter, config.min_reward, to_samples(records))
     atomic_write_jsonl(out.samples, sample_rows(records, result))
     atomic_write_jsonl(out.sft_dataset, sft_rows(records, result, config.prompt_format))
     if config.filter.rejected == "lowest":
         atomic_write_jsonl(out.dpo_dataset, dpo_rows(records, result, config.prompt_format))
     metrics.update(train_metrics(records, result, config.min_reward))
+    # the policy's own pass rate: the first round's (later rounds only ask unsolved prompts)
+    metrics["pass_rate"] = train_metrics(first, result, config.min_reward)["pass_rate"]
+    metrics.update(extra)
     metrics.update(
         seconds=round(stats.seconds, 3),
         endpoint_wait_seconds=round(stats.waited, 3),

@@ -37,6 +37,14 @@ class PassStats:
     seconds: float = 0.0  # wall time of this process's generation, readiness wait excluded
     waited: float = 0.0
 
+    def __add__(self, other: PassStats) -> PassStats:
+        return PassStats(
+            self.sent + other.sent,
+            self.tokens + other.tokens,
+            self.seconds + other.seconds,
+            self.waited + other.waited,
+        )
+
 
 def build_record(
     row: PromptRow, generation: Generation | None, specs: Sequence[RewardSpec], error: str | None

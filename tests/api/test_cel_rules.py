@@ -94,6 +94,11 @@ CASES = [
         set_in("spec.data.promptTemplate", "Q: {question}"),
     ),
     Case(
+        "self.template.contains('{answer}')",
+        set_in("spec.sampler.rationalize.template", "{prompt} (answer: {answer})"),
+        set_in("spec.sampler.rationalize.template", "{prompt} (think again)"),
+    ),
+    Case(
         "has(self.model) && size(self.model) > 0",
         NOTHING,
         set_in("spec.sampler.teacher.model", DELETE),

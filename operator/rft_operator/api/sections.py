@@ -157,6 +157,31 @@ class TeacherSpec(ApiModel):
     )
 
 
+class RationalizeSpec(ApiModel):
+    """STaR rationalization: prompts no sample solved are asked again with the reference
+    answer as a hint; answers the rewards verify are trained on without the hint."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "self.template.contains('{answer}') && self.template.contains('{prompt}')",
+                "sampler.rationalize.template must contain both placeholders {prompt} and "
+                "{answer}; write the hint around them",
+                ".template",
+            ),
+        )
+    )
+
+    template: str = Field(
+        "{prompt}\n\nHint: the correct answer is {answer}.",
+        max_length=4096,
+        description="The hinted prompt; {prompt} and {answer} are replaced.",
+    )
+    samples_per_prompt: int = Field(
+        4, ge=1, le=256, description="Completions asked per unsolved prompt."
+    )
+
+
 class SamplerSpec(ApiModel):
     """The vLLM server that serves the current policy, and how prompts are sampled."""
 
@@ -175,6 +200,25 @@ class SamplerSpec(ApiModel):
         8, ge=1, le=256, description="Completions sampled per training prompt."
     )
     temperature: float = Field(1.0, ge=0, le=2, description="Sampling temperature.")
+    temperature_schedule: list[Annotated[float, Field(ge=0, le=2)]] | None = Field(
+        None,
+        max_length=100,
+        description="Per-iteration temperature (entry k for iteration k; later iterations "
+        "use the last entry). Replaces temperature.",
+    )
+    unsolved_extra_samples: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Adaptive sampling: prompts with no correct sample after the first round "
+        "get this many more (0: off). Spends the budget where the policy has nothing to learn "
+        "from yet.",
+    )
+    rationalize: RationalizeSpec | None = Field(
+        None,
+        description="Opt-in STaR rationalization of prompts still unsolved (after "
+        "unsolvedExtraSamples): hinted with their reference answer.",
+    )
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling probability mass.")
     max_tokens: int = Field(256, ge=1, le=131072, description="Maximum tokens per completion.")
     replicas: int = Field(1, ge=1, le=64, description="Sampler Deployment replicas.")
