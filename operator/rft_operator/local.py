@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from rft_runtime.bundled_models import cache_root
+from rft_runtime.config.paths import OPS_CACHE, STORAGE_MOUNT
 from rft_runtime.files import atomic_write_json
+from rft_runtime.train.ops_cache import copy_builds
 
 from . import api
 from .client import NotFound
@@ -50,6 +52,10 @@ IMAGE_ENV = (
     "RFT_CACHE",
 )
 TERMINAL = ("Succeeded", "Failed")
+
+
+# the run storage's ops cache, relative to the claim's folder
+OPS_CACHE_IN_STORAGE = Path(OPS_CACHE).relative_to(STORAGE_MOUNT).parts
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -210,9 +216,13 @@ class LocalExecutor:
         for sig in previous:
             signal.signal(sig, _interrupt)
         started = time.monotonic()
+        run_ops = Path(self.kubelet.node.claims[self.spec.storage.pvc], *OPS_CACHE_IN_STORAGE)
+        user_ops = cache_root() / "torch_extensions"
+        copy_builds(user_ops, run_ops)  # DeepSpeed ops built by an earlier run: no rebuild
         try:
             return asyncio.run(self._run())
         finally:
+            copy_builds(run_ops, user_ops)
             with contextlib.suppress(KeyboardInterrupt):
                 self.kubelet.stop_all()
             for sig, handler in previous.items():

@@ -44,6 +44,20 @@ def _folders() -> tuple[Path, Path] | None:
     return (Path(cache), Path(local)) if cache and local else None
 
 
+def copy_builds(source: Path, target: Path) -> int:
+    """Copy every finished build under `source` that `target` lacks; how many were copied.
+    (The local executor seeds a run's cache from the user's cache and back with it.)"""
+    if not source.is_dir():
+        return 0
+    copied = 0
+    for op in _built(source):
+        if not (target / op.relative_to(source)).exists():
+            with contextlib.suppress(OSError):
+                _copy_into(op, source, target)
+                copied += 1
+    return copied
+
+
 def restore() -> None:
     """Copy cached builds into this pod's extensions folder (before DeepSpeed starts)."""
     folders = _folders()

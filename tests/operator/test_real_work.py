@@ -248,14 +248,17 @@ async def test_operator_runs_real_work_through_every_kill(cluster: Any, tmp_path
 
     # no child was created twice, although the operator restarted four times
     made = creations(cluster)
-    assert set(made) == {
-        f"{RUN}-it0-sampler",
+    assert set(made) == {  # one long-lived sampler: policy 1 was loaded into it in place
+        f"{RUN}-sampler",
         f"{RUN}-it0-score",
         f"{RUN}-it0-train",
-        f"{RUN}-it1-sampler",
         f"{RUN}-it1-score",
     }
     assert all(count == 1 for count in made.values()), made
+    loaded = [
+        json.loads(f.read_text()) for f in (storage / RUN / "sampler" / "loaded").glob("*.json")
+    ]
+    assert any(entry["path"].endswith("it-0/checkpoint") for entry in loaded), loaded
 
     # no prompt scored twice: the restarted scoring pod sent only what was missing
     progress = lines(run_dir / "progress" / "train.jsonl")

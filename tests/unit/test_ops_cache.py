@@ -39,3 +39,17 @@ def test_finished_builds_are_saved_and_restored_without_locks(
     assert not list(second.rglob("lock"))
     ops_cache.restore()  # a second restore (another rank) leaves what is there
     assert (second / "fused_adam" / "fused_adam.so").read_bytes() == b"\x7fELF"
+
+
+def test_a_local_run_seeds_its_cache_from_the_users_and_gives_new_builds_back(
+    tmp_path: Path,
+) -> None:
+    user, run = tmp_path / "user", tmp_path / "run-storage-cache"
+    assert ops_cache.copy_builds(user, run) == 0  # no user cache yet: nothing, no error
+    make_op(run, "py311_cpu/cpu_adam")
+    make_op(run, "py311_cpu/half_built", locked=True)
+    assert ops_cache.copy_builds(run, user) == 1  # after the run: finished builds only
+    fresh = tmp_path / "next-run"
+    assert ops_cache.copy_builds(user, fresh) == 1
+    assert (fresh / "py311_cpu" / "cpu_adam" / "cpu_adam.so").exists()
+    assert ops_cache.copy_builds(user, fresh) == 0  # what is there stays
