@@ -131,10 +131,10 @@ async def test_three_iterations_reach_succeeded(cluster: Any) -> None:
     }
     made = creations(cluster)
     assert all(count == 1 for count in made.values()), made
-    assert set(made) == {f"arith-it{k}-sampler" for k in range(4)} | {
+    assert set(made) == {"arith-sampler"} | {  # one long-lived sampler (sampler.keepAlive)
         f"arith-it{k}-score" for k in range(4)
     } | {f"arith-it{k}-train" for k in range(3)}
-    # samplers are released after their scoring; events tell the story
+    # the sampler is released when the run ends; events tell the story
     assert not [
         k for k, o in cluster.objects.items() if k[0].plural == "deployments" and not o.deleted
     ]
@@ -187,7 +187,7 @@ async def test_a_failing_training_job_fails_the_run_with_its_message(cluster: An
     assert status["stage"] == "Failed"
     assert condition(status, "Ready")["status"] == "False"
     assert [i["index"] for i in status["iterations"]] == [0, 1]  # iteration 0 is kept
-    assert not exists(cluster, "deployments", "arith-it1-sampler")
+    assert not exists(cluster, "deployments", "arith-sampler")
     warnings = [
         dict(o)
         for k, o in cluster.objects.items()
@@ -199,7 +199,7 @@ async def test_a_failing_training_job_fails_the_run_with_its_message(cluster: An
 @pytest.mark.parametrize(
     ("held", "plural", "stage"),
     [
-        ("arith-it1-sampler", "deployments", "StartingSampler"),
+        ("arith-sampler", "deployments", "StartingSampler"),
         ("arith-it1-score", "jobs", "Sampling"),
         ("arith-it1-train", "jobs", "Training"),
         ("arith-it3-score", "jobs", "Evaluating"),
@@ -226,7 +226,7 @@ async def test_operator_restart_mid_stage_duplicates_nothing(
     assert summary_of(status) == expected_iterations()
     assert status["best"]["iteration"] == 2
     made = creations(cluster)
-    assert len(made) == 11 and all(count == 1 for count in made.values()), made
+    assert len(made) == 8 and all(count == 1 for count in made.values()), made
 
 
 async def test_suspend_stops_pods_and_resume_finishes(cluster: Any) -> None:
@@ -258,7 +258,7 @@ async def test_suspend_stops_pods_and_resume_finishes(cluster: Any) -> None:
             lambda: job("arith-it0-score")["spec"]["suspend"] is True, what="job suspended"
         )
         await wait_for(
-            lambda: not exists(cluster, "deployments", "arith-it0-sampler"),
+            lambda: not exists(cluster, "deployments", "arith-sampler"),
             what="sampler deleted",
         )
         status = status_of(cluster)
@@ -275,7 +275,7 @@ async def test_suspend_stops_pods_and_resume_finishes(cluster: Any) -> None:
     assert summary_of(status) == expected_iterations()
     assert status["observedGeneration"] == 3
     assert creations(cluster)["arith-it0-score"] == 1
-    assert creations(cluster)["arith-it0-sampler"] == 2  # recreated on resume, by design
+    assert creations(cluster)["arith-sampler"] == 2  # recreated on resume, by design
 
 
 async def test_a_regression_guard_stops_the_run(cluster: Any) -> None:
