@@ -348,16 +348,19 @@ def train(
 
 
 class Laps:
-    """Seconds of consecutive stages (time.monotonic), each from the end of the last."""
+    """Seconds of consecutive stages (time.monotonic), each from the end of the last; also
+    this process's CPU seconds, which show how much a shared machine slowed a stage."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-        self.mark = time.monotonic()
+        self.cpu_seconds: dict[str, float] = {}
+        self.mark, self.cpu_mark = time.monotonic(), time.process_time()
 
     def __call__(self, stage: str) -> None:
-        now = time.monotonic()
+        now, cpu = time.monotonic(), time.process_time()
         self.seconds[stage] = round(now - self.mark, 2)
-        self.mark = now
+        self.cpu_seconds[stage] = round(cpu - self.cpu_mark, 2)
+        self.mark, self.cpu_mark = now, cpu
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -419,12 +422,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed,
             "max_prompts": args.max_prompts,
             "max_eval": args.max_eval,
+            "threads": args.threads,
         },
         "machine": {
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(),
             "torch": torch.__version__,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "setup_seconds": round(time.monotonic() - wall_start, 2),
     }
@@ -434,10 +439,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
 
-    started = time.monotonic()
     print("base model", flush=True)
+    lap = Laps()
     result["baseline"] = {"eval": evaluate(setup, model, eval_sets)}
-    result["baseline"]["seconds"] = round(time.monotonic() - started, 2)
+    lap("evaluation")
+    result["baseline"].update(seconds=lap.seconds["evaluation"], cpu_seconds=lap.cpu_seconds)
     base_state = None
     if spec.training.init_from == "base":
         base_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -458,9 +464,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seconds = {**lap.seconds, "wall": round(sum(lap.seconds.values()), 2)}
         print(f"  iteration {k}: {seconds}", flush=True)
         result["iterations"].append(
-            {"index": k, **sample_stats, "train": train_stats, "eval": scores, "seconds": seconds}
+            {
+                "index": k,
+                **sample_stats,
+                "train": train_stats,
+                "eval": scores,
+                "seconds": seconds,
+                "cpu_seconds": lap.cpu_seconds,
+            }
         )
     result["total_wall_seconds"] = round(time.monotonic() - wall_start, 2)
+    result["total_cpu_seconds"] = round(time.process_time(), 2)
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
 
@@ -480,6 +495,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-batch", type=int, default=64, help="eval prompts per generate call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--threads", type=int, help="torch threads (default: torch's own, one per core)"
+    )
+    parser.add_argument(
         "--max-prompts", type=int, help="timing runs only: use at most this many training prompts"
     )
     parser.add_argument(
@@ -491,6 +509,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = run(args)
     text = json.dumps(result, indent=1)
     if args.out:
