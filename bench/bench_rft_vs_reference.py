@@ -201,6 +201,21 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a is not None and b else ""
 
 
+def warnings(ref: dict[str, Any], rft_iterations: int) -> list[str]:
+    """Lines that say when the two sides did not do the same work."""
+    found = []
+    if len(ref["iterations"]) != rft_iterations:
+        found.append(
+            f"- **not comparable**: the reference ran {len(ref['iterations'])} "
+            f"iterations, rft {rft_iterations}"
+        )
+    options = ref.get("options", {})
+    cut = {k: options.get(k) for k in ("max_prompts", "max_eval") if options.get(k)}
+    if cut:
+        found.append(f"- **not comparable**: the reference ran with timing cuts {cut}")
+    return found
+
+
 def comparison(
     ref: dict[str, Any], ref_source: str, run_dir: Path, rft_source: str, rft_wall: float | None
 ) -> tuple[str, dict[str, Any]]:
@@ -228,6 +243,7 @@ def comparison(
         "",
         f"- reference: {ref_source}",
         f"- rft: {rft_source}",
+        *warnings(ref, done),
         "",
         "| run | " + " | ".join(head) + " |",
         "| --- " * (len(head) + 1) + "|",

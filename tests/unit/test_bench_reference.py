@@ -50,7 +50,9 @@ def test_selection_agrees_with_the_project_filter(seed: int) -> None:
     rewards = [rng.choice([0.0, 0.5, 1.0]) for _ in range(8)]
     spec = FilterSpec(min_reward=0.5, max_per_prompt=2, dedup=rng.random() < 0.5)
     project = filters.apply(
-        spec, 0.5, [filters.Sample("p", i, t, r) for i, (t, r) in enumerate(zip(texts, rewards))]
+        spec,
+        0.5,
+        [filters.Sample("p", i, t, r) for i, (t, r) in enumerate(zip(texts, rewards, strict=True))],
     )
     mine = select_kept(texts, rewards, 0.5, 2, spec.dedup)
     assert mine == [s.index for s in project.kept]
