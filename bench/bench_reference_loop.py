@@ -38,6 +38,7 @@ from rft_operator.layout import claims_used
 from rft_operator.local import local_claims
 from rft_operator.validation import load_documents
 from rft_runtime.config.jobs import PromptFormat, PromptSource
+from rft_runtime.config.spec import LoraSpec
 from rft_runtime.rewards import is_correct, score_batch
 from rft_runtime.score.data import PromptRow, load_prompts
 from rft_runtime.score.formatting import chat_messages, raw_text
@@ -288,7 +289,7 @@ def train(
     from peft import LoraConfig, get_peft_model
 
     t, tok = setup.spec.training, setup.tokenizer
-    lora = t.lora or api.LoraSpec()
+    lora = t.lora or LoraSpec()
     examples = []
     for row, completion in kept:
         prompt_ids = tok(setup.prompt_text(row.prompt), add_special_tokens=False)["input_ids"]

@@ -164,7 +164,7 @@ def rft_rows(status: RFTRunStatus) -> list[dict[str, Any]]:
 
     items = status.iterations or []
     base_eval = (items[0].durations or {}).get("baselineEvaluation") if items else None
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "policy": "base",
             "pass@1": pass1(status.baseline.eval_scores if status.baseline else None),
