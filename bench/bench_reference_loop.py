@@ -490,8 +490,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--gen-batch",
         type=int,
-        default=8,
-        help="training prompts per generate call (x samplesPerPrompt rows)",
+        default=16,
+        help="training prompts per generate call (x samplesPerPrompt rows); measured on the "
+        "example at 1 thread: 94 / 100 / 106 generated tokens per CPU-second at 4 / 8 / 16",
     )
     parser.add_argument("--eval-batch", type=int, default=64, help="eval prompts per generate call")
     parser.add_argument("--seed", type=int, default=0)
