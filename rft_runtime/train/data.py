@@ -1,6 +1,7 @@
 """The scoring Job's datasets as token ids: prompt from the chat template, loss on the completion.
 
-sft.jsonl rows: {prompt_id, messages, completion, reward}
+sft.jsonl rows: {prompt_id, messages, completion, reward} (+ prompt: the raw text sent when
+the chat template was not used; then it is what gets tokenized)
 dpo.jsonl rows: {prompt_id, messages, chosen, rejected, chosen_reward, rejected_reward}
 Prompt and completion are tokenized separately (as the sampler produced them) and the
 completion ends with EOS, so the trained model learns to stop.
@@ -78,6 +79,12 @@ def prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def raw_prompt_ids(tokenizer: Any, text: str) -> list[int]:
+    """A prompt sent without the chat template: tokenized as vLLM's completions endpoint
+    does (with the tokenizer's special tokens, e.g. a BOS)."""
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
 def completion_ids(tokenizer: Any, completion: str) -> list[int]:
     ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
     return [*ids, tokenizer.eos_token_id]
@@ -111,7 +118,11 @@ def tokenize(
     data = Dataset(rows=len(rows))
     keys = ["completion"] if method == "sft" else ["chosen", "rejected"]
     for number, row in enumerate(rows, 1):
-        prompt = prompt_ids(tokenizer, _field(row, "messages", path, number))
+        prompt = (
+            raw_prompt_ids(tokenizer, row["prompt"])  # sent as raw text (no chat template)
+            if isinstance(row.get("prompt"), str)
+            else prompt_ids(tokenizer, _field(row, "messages", path, number))
+        )
         seqs = []
         for key in keys:
             seq, cut = encode(

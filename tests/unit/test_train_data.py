@@ -57,6 +57,14 @@ def test_sft_labels_cover_completion_and_eos_only(tokenizer):
     assert "".join(tokenizer.convert_ids_to_tokens(seq.input_ids[: len(prompt)])) == prompt
 
 
+def test_a_prompt_sent_without_the_chat_template_is_trained_as_sent(tokenizer):
+    """useChatTemplate false: the sampler got the raw text, so training must see it too."""
+    row = {**sft_row(3, "ab"), "prompt": "Q: 1+1="}
+    seq = D.tokenize([row], tokenizer, "sft", max_len=64).examples[0].chosen
+    assert "".join(tokenizer.convert_ids_to_tokens(seq.input_ids[:7])) == "Q: 1+1="
+    assert seq.labels[:7] == [D.IGNORE] * 7 and len(seq.input_ids) == 7 + 3
+
+
 def test_truncation_is_counted_and_prompt_only_rows_dropped(tokenizer):
     rows = [sft_row(1, "x" * 50), sft_row(2, "short")]
     data = D.tokenize(rows, tokenizer, "sft", max_len=30)  # prompts are 19 characters
