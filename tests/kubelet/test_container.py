@@ -83,6 +83,7 @@ def test_mounts_services_and_wildcard_address_are_mapped(tmp_path: Path) -> None
         "other": "/mnt/rft2/x",
         "url": "http://run-it0-sampler.ml.svc:8000/v1",
         "host": "0.0.0.0",
+        "rendezvous": "127.0.0.1:29500",
     }
     container = {
         "command": ["serve", "--log=/dev/termination-log", "--scratch=/tmp/x"],
@@ -109,6 +110,7 @@ def test_mounts_services_and_wildcard_address_are_mapped(tmp_path: Path) -> None
         "other": "/mnt/rft2/x",  # not below the mount
         "url": "http://127.100.0.9:8000/v1",
         "host": "127.100.0.7",  # the pod's own address
+        "rendezvous": "127.100.0.7:29500",  # its loopback too: pods never share a port
     }
     assert launch.in_container(f'{{"checkpoint": "{tmp_path}/runs/run/it-0/checkpoint"}}') == (
         '{"checkpoint": "/mnt/rft/run/it-0/checkpoint"}'

@@ -9,8 +9,9 @@ arguments (one pass, so a mapped value is never mapped again):
   Service's `<hostname>.<subdomain>...`) becomes the address of the pod behind it, and its
   port the container port;
 - the pod network: each pod has its own loopback address (127.x.y.z); the wildcard
-  address 0.0.0.0 ("all of the pod's interfaces") becomes that address, so two pods can
-  listen on the same port as they would on a cluster.
+  address 0.0.0.0 ("all of the pod's interfaces") and the pod's loopback 127.0.0.1 become
+  that address, so two pods can listen on the same port as they would on a cluster (e.g.
+  two training pods' DeepSpeed rendezvous on 127.0.0.1:29500).
 Everything else — command, args, env, `$(VAR)` expansion, fieldRef and secretKeyRef
 values — follows the Kubernetes rules.
 """
@@ -183,7 +184,7 @@ def container_launch(
     pod_dir.mkdir(parents=True, exist_ok=True)
     paths = mount_map(pod, container, node)
     pod_ip = (pod.get("status") or {}).get("podIP") or "127.0.0.1"
-    rewrite = rewriter(paths, {**hosts, "0.0.0.0": pod_ip})
+    rewrite = rewriter(paths, {**hosts, "0.0.0.0": pod_ip, "127.0.0.1": pod_ip})
     env = container_env(pod, container, node)
     argv = [
         expand(part, env) for part in [*container.get("command", []), *container.get("args", [])]
