@@ -124,7 +124,9 @@ def score_config(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Scor
             temperature=sampler.temperature,
             top_p=sampler.top_p,
             max_tokens=sampler.max_tokens,
+            strategy=sampler.strategy,
         ),
+        search=sampler.search,
         rewards=[
             r.model_copy(update={"model": "file://" + layout.resolve(r.model)}) if r.model else r
             for r in spec.rewards
