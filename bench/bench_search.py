@@ -185,8 +185,15 @@ def main() -> None:
     parser.add_argument("--exploration", type=float, default=1.0)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="search.seed; needs --concurrency 1 on CPU (vLLM's CPU sampler crashes on a "
+        "seeded request whose prefill is chunked)",
+    )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--work", help="keep the server's log and config here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -196,12 +203,18 @@ def main() -> None:
         args.model = str(prepare("smollm2-135m"))
     rows = problems(args.prompts)
     with tempfile.TemporaryDirectory(prefix="rft-bench-search-") as scratch:
-        server, base_url = start_server(args.model, Path(scratch))
+        work = Path(args.work or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        server, base_url = start_server(args.model, work)
         try:
             results = [
                 asyncio.run(run_strategy(s, rows, base_url, args))
                 for s in args.strategies.split(",")
             ]
+        except Exception:
+            log = (work / "serve.log").read_text(errors="replace")
+            print(f"server log (last 3000 chars):\n{log[-3000:]}", file=sys.stderr)
+            raise
         finally:
             server.terminate()
             server.wait(timeout=120)

@@ -370,7 +370,7 @@ class SearchSpec(ApiModel):
         le=2**31 - 1,
         description="Base seed: every request gets a seed derived from it, the prompt and the "
         "tree path, so a search is repeatable (bit-exact when the server batches the same "
-        "way, e.g. concurrency 1).",
+        "way, e.g. concurrency 1; on a CPU sampler concurrency 1 is required).",
     )
 
 
@@ -417,6 +417,14 @@ def search_rules() -> list[dict[str, str]]:
             "sampler.search.completionBudget must be at least sampler.samplesPerPrompt (the "
             "candidates each prompt returns); raise completionBudget or lower samplesPerPrompt",
             ".search.completionBudget",
+        ),
+        cel(
+            "!has(self.search) || !has(self.search.seed) || self.gpusPerReplica > 0 || "
+            "self.concurrency == 1",
+            "sampler.search.seed on a CPU sampler (gpusPerReplica: 0) needs sampler.concurrency: "
+            "1 (vLLM's CPU sampler crashes on a seeded request whose prompt is processed in "
+            "chunks alongside others); set concurrency: 1 or remove seed",
+            ".search.seed",
         ),
         cel(
             "self.strategy == 'sample' || self.temperature > 0.0",

@@ -483,6 +483,16 @@ CASES = [
         "raise completionBudget",
     ),
     Case(
+        "search-seed-on-cpu-concurrently",
+        {
+            "spec.sampler.strategy": "beam",
+            "spec.sampler.search": {"prm": "answer", "seed": 7},
+        },
+        "spec.sampler.search.seed",
+        "needs sampler.concurrency: 1",
+        "set concurrency: 1 or remove seed",
+    ),
+    Case(
         "search-greedy",
         {
             "spec.sampler.strategy": "mcts",

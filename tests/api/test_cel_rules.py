@@ -378,6 +378,18 @@ CASES = [
         ),
     ),
     Case(
+        "self.gpusPerReplica > 0 || self.concurrency == 1",
+        both(
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search", {"prm": "close", "seed": 1}),
+        ),
+        both(
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search", {"prm": "close", "seed": 1}),
+            set_in("spec.sampler.gpusPerReplica", 0),
+        ),
+    ),
+    Case(
         "self.strategy == 'sample' || self.temperature > 0.0",
         set_in("spec.sampler.temperature", 0.0),
         both(
