@@ -4,7 +4,8 @@ mcts on multi-step additions that plain sampling rarely gets right, with the rul
 
     .venv/bin/python bench/bench_search.py [--prompts 40] [--budget 256] [--candidates 4]
 
-The task: "What is a + b + c (+ d)?" with two-digit numbers, the model shown one worked
+The task: "What is a + b + c (+ d)?" with numbers in [--low, --high] (default two-digit),
+the model shown one worked
 example (one addition per line, then `Answer: N`), raw completions (no chat template).
 Every strategy gets the same per-prompt token budget (the server's own token counts) and
 the same seed; `sample` returns every completion it could afford (its candidates are all
@@ -51,12 +52,12 @@ GUIDE = RewardSpec(name="steps", type="steps", weight=0.0, step_separator="\n")
 OUTCOME = RewardSpec(name="answer", type="numeric")
 
 
-def problems(count: int, seed: int = 2026) -> list[PromptRow]:
-    """Half three numbers (two steps), half four (three steps)."""
+def problems(count: int, low: int = 10, high: int = 99, seed: int = 2026) -> list[PromptRow]:
+    """Half three numbers (two steps), half four (three steps), each in [low, high]."""
     rng = random.Random(seed)
     rows = []
     for i in range(count):
-        numbers = [rng.randint(10, 99) for _ in range(3 + i % 2)]
+        numbers = [rng.randint(low, high) for _ in range(3 + i % 2)]
         rows.append(PromptRow(f"p{i}", " + ".join(map(str, numbers)), str(sum(numbers))))
     return rows
 
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="HF model dir (default: SmolLM2-135M)")
     parser.add_argument("--prompts", type=int, default=40)
     parser.add_argument("--budget", type=int, default=256, help="tokens per prompt")
+    parser.add_argument("--low", type=int, default=10, help="smallest number")
+    parser.add_argument("--high", type=int, default=99, help="largest number")
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--expansion", type=int, default=4)
@@ -201,7 +204,7 @@ def main() -> None:
         from rft_runtime.bundled_models import prepare
 
         args.model = str(prepare("smollm2-135m"))
-    rows = problems(args.prompts)
+    rows = problems(args.prompts, args.low, args.high)
     with tempfile.TemporaryDirectory(prefix="rft-bench-search-") as scratch:
         work = Path(args.work or scratch)
         work.mkdir(parents=True, exist_ok=True)
