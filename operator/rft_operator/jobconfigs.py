@@ -158,7 +158,9 @@ def score_config(
             hint_samples=sampler.rationalize.samples_per_prompt if sampler.rationalize else 4,
             top_p=sampler.top_p,
             max_tokens=sampler.max_tokens,
+            strategy=sampler.strategy,
         ),
+        search=sampler.search,
         rewards=[
             r.model_copy(update={"model": "file://" + layout.resolve(r.model)}) if r.model else r
             for r in spec.rewards

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from .base import ApiModel
 from .filter_spec import FilterSpec
 from .paths import SAMPLER_PORT
-from .spec import DeepSpeedSpec, LoraSpec, RewardSpec
+from .spec import DeepSpeedSpec, LoraSpec, RewardSpec, SearchSpec, SearchStrategy
 
 POLICY_MODEL_NAME = "policy"  # the name the sampler serves the policy under
 
@@ -92,7 +92,7 @@ class PromptFormat(ApiModel):
 
 
 class SamplingParams(ApiModel):
-    n: int = 8
+    n: int = Field(8, description="Completions per prompt (search strategies: candidates).")
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 256
@@ -105,6 +105,7 @@ class SamplingParams(ApiModel):
         "template ({prompt}, {answer}); verified answers are trained on without the hint.",
     )
     hint_samples: int = Field(4, description="Samples per prompt of the rationalization round.")
+    strategy: SearchStrategy = "sample"
 
 
 class EvalSet(ApiModel):
@@ -135,6 +136,7 @@ class ScoreJobConfig(ApiModel):
     evaluation: EvalParams | None = None
     train: PromptSource | None = Field(None, description="None: evaluation only (final pass).")
     sampling: SamplingParams = Field(default_factory=SamplingParams)
+    search: SearchSpec | None = Field(None, description="Search parameters (strategy not sample).")
     rewards: list[RewardSpec]
     filter: FilterSpec = Field(default_factory=FilterSpec)
     min_reward: float = Field(1.0, description="This iteration's threshold (schedule applied).")

@@ -55,6 +55,7 @@ RewardType = Literal[
     "judge",
     "orm",
     "prm",
+    "steps",
 ]
 
 
@@ -154,9 +155,10 @@ class RewardSpec(ApiModel):
                 ".model",
             ),
             cel(
-                "(!has(self.stepSeparator) && !has(self.aggregate)) || self.type == 'prm'",
-                "rewards[].stepSeparator and rewards[].aggregate are only used by type prm; "
-                "remove them or set type: prm",
+                "(!has(self.stepSeparator) && !has(self.aggregate)) || self.type in ['prm', "
+                "'steps']",
+                "rewards[].stepSeparator and rewards[].aggregate are only used by types prm and "
+                "steps; remove them or set type: prm or steps",
                 ".stepSeparator",
             ),
             cel(
@@ -215,10 +217,11 @@ class RewardSpec(ApiModel):
         None,
         min_length=1,
         max_length=64,
-        description="Splits a completion into reasoning steps (type prm; default a blank line).",
+        description="Splits a completion into reasoning steps (type prm: default a blank line; "
+        "type steps: default a newline).",
     )
     aggregate: Literal["min", "last", "mean"] | None = Field(
-        None, description="How per-step scores combine (type prm; default min)."
+        None, description="How per-step scores combine (types prm, steps; default min)."
     )
     batch_size: int | None = Field(
         None,
@@ -285,3 +288,148 @@ class DeepSpeedSpec(ApiModel):
 
 SANDBOXED_TYPES = frozenset({"code", "python"})
 """Reward types whose code runs in the OS sandbox (rft_runtime/rewards/sandbox.py)."""
+
+
+SearchStrategy = Literal["sample", "bestOfN", "beam", "dvts", "mcts"]
+"""sample: independent completions (no search); the others search with a reward as guide."""
+
+STEP_STRATEGIES = ("beam", "dvts", "mcts")
+"""Strategies that generate step by step (stop strings + continuation of a partial answer)."""
+
+
+class SearchSpec(ApiModel):
+    """Parameters of the search strategies (sampler.strategy bestOfN, beam, dvts or mcts).
+
+    Unset fields take the defaults of `rft_runtime.score.search.params`; the ones only one
+    strategy reads are rejected with the others (CEL on the sampler section), so a typo'd
+    strategy cannot silently ignore them.
+    """
+
+    prm: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        max_length=63,
+        description="Name of the reward in rewards[] that scores partial and finished "
+        "solutions (a type: prm model, the rule-based type: steps checker, or any reward); "
+        "its value ranks the candidates.",
+    )
+    token_budget: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="Generated tokens per prompt, all requests together (default: "
+        "samplesPerPrompt x maxTokens, what plain sampling may spend).",
+    )
+    completion_budget: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Generations per prompt: every returned continuation, step or full "
+        "solution, counts one.",
+    )
+    beam_width: int | None = Field(
+        None, ge=1, le=256, description="Partial solutions kept per depth (beam; default 4)."
+    )
+    expansion: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Continuations generated per expanded node and step (beam, dvts, mcts), or "
+        "completions per request (bestOfN); default 4.",
+    )
+    subtrees: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Independent subtrees the budget is split into (dvts; default 4).",
+    )
+    step_separator: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Stop string that ends a reasoning step (beam, dvts, mcts; default a "
+        "blank line). The separator twice in a row ends a solution (all search strategies).",
+    )
+    max_depth: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Steps per solution at most; the last step runs to the end (beam, dvts, "
+        "mcts; default 8).",
+    )
+    exploration_constant: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="UCT exploration weight: higher tries less-visited steps more (mcts; "
+        "default 1.0).",
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="Base seed: every request gets a seed derived from it, the prompt and the "
+        "tree path, so a search is repeatable (bit-exact when the server batches the same "
+        "way, e.g. concurrency 1; on a CPU sampler concurrency 1 is required).",
+    )
+
+
+def search_rules() -> list[dict[str, str]]:
+    """CEL rules of the sampler section about strategy and search (they need both fields)."""
+    only = [
+        ("beamWidth", "beam", "beam"),
+        ("subtrees", "dvts", "dvts"),
+        ("explorationConstant", "mcts", "mcts"),
+    ]
+    step_only = "self.strategy in ['beam', 'dvts', 'mcts']"
+    return [
+        cel(
+            "self.strategy == 'sample' || (has(self.search) && has(self.search.prm))",
+            "sampler.search.prm is required when sampler.strategy is not sample; name the "
+            "reward in rewards[] that scores partial solutions (e.g. a type: steps or type: prm "
+            "reward)",
+            ".search",
+        ),
+        cel(
+            "!has(self.search) || self.strategy != 'sample'",
+            "sampler.search is only used by strategies bestOfN, beam, dvts and mcts; remove it "
+            "or set sampler.strategy",
+            ".search",
+        ),
+        *(
+            cel(
+                f"!has(self.search) || !has(self.search.{field}) || self.strategy == '{strategy}'",
+                f"sampler.search.{field} is only used by strategy {label}; remove it or set "
+                f"sampler.strategy: {strategy}",
+                f".search.{field}",
+            )
+            for field, strategy, label in only
+        ),
+        cel(
+            f"!has(self.search) || !has(self.search.maxDepth) || {step_only}",
+            "sampler.search.maxDepth is only used by the step-level strategies beam, dvts and "
+            "mcts; remove it or change sampler.strategy",
+            ".search.maxDepth",
+        ),
+        cel(
+            "!has(self.search) || !has(self.search.completionBudget) || "
+            "self.search.completionBudget >= self.samplesPerPrompt",
+            "sampler.search.completionBudget must be at least sampler.samplesPerPrompt (the "
+            "candidates each prompt returns); raise completionBudget or lower samplesPerPrompt",
+            ".search.completionBudget",
+        ),
+        cel(
+            "!has(self.search) || !has(self.search.seed) || self.gpusPerReplica > 0 || "
+            "self.concurrency == 1",
+            "sampler.search.seed on a CPU sampler (gpusPerReplica: 0) needs sampler.concurrency: "
+            "1 (vLLM's CPU sampler crashes on a seeded request whose prompt is processed in "
+            "chunks alongside others); set concurrency: 1 or remove seed",
+            ".search.seed",
+        ),
+        cel(
+            "self.strategy == 'sample' || self.temperature > 0.0",
+            "sampler.temperature must be > 0 for a search strategy (greedy continuations are "
+            "all the same); set temperature: 1.0 or strategy: sample",
+            ".temperature",
+        ),
+    ]

@@ -34,12 +34,13 @@ from .python import python_reward
 from .regex import regex_reward
 from .reward_models import orm_reward, orm_rewards, prm_reward, prm_rewards
 from .similarity import bleu_reward, contains_reward, fuzzy_reward, rouge_reward
+from .steps import steps_reward
 
 RANGES: dict[str, tuple[float, float]] = {
     name: UNIT
     for name in (
         "math", "exact", "normalized", "numeric", "regex", "python", "contains", "fuzzy",
-        "bleu", "rouge", "embedding", "code", "judge", "orm", "prm",
+        "bleu", "rouge", "embedding", "code", "judge", "orm", "prm", "steps",
     )
 }  # fmt: skip
 """The value range each reward type declares; every result is clamped into it (NaN -> low)."""
@@ -60,6 +61,7 @@ _SINGLE = {
     "judge": judge_reward,
     "orm": orm_reward,
     "prm": prm_reward,
+    "steps": steps_reward,
 }
 _BATCH = {
     "embedding": embedding_rewards,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .. import filters
-from ..config.jobs import Endpoint, PromptSource, ScoreJobConfig, ScoreSummary
+from ..config.jobs import Endpoint, PromptFormat, PromptSource, ScoreJobConfig, ScoreSummary
 from ..config.keys import (
     EVALUATION_SECONDS,
     POLICY_LOAD_SECONDS,
@@ -24,6 +25,7 @@ from ..config.keys import (
     scores_of,
 )
 from ..config.paths import IterationPaths
+from ..config.spec import RewardSpec
 from ..datacheck import InvalidData, check_files, checks_for
 from ..files import atomic_write_json
 from ..jsonl import atomic_write_jsonl
@@ -42,6 +44,23 @@ from .outputs import (
 )
 from .passes import PassStats, Request, run_pass
 from .progress_log import ProgressLog
+from .search.searchpass import params_for, run_search_pass
+
+PassRunner = Callable[
+    [EndpointClient, list[PromptRow], ProgressLog, PromptFormat, Request, list[RewardSpec], str],
+    Awaitable[PassStats],
+]
+
+
+def search_runner(config: ScoreJobConfig) -> PassRunner:
+    """`run_pass`'s shape, searching with the job's strategy instead of sampling."""
+    params = params_for(config.sampling, config.search)
+    guide = config.search.prm if config.search else None
+
+    async def runner(*args: Any) -> PassStats:
+        return await run_search_pass(*args, params=params, guide_name=guide)
+
+    return runner
 
 
 def _rate(stats: PassStats) -> float | None:
@@ -55,12 +74,13 @@ async def _pass(
     request: Request,
     progress_file: Path,
     label: str,
+    runner: PassRunner = run_pass,
 ) -> tuple[list[dict[str, Any]], PassStats]:
     rows = load_prompts(source) if isinstance(source, PromptSource) else source
     client = EndpointClient(endpoint)
     try:
         with ProgressLog(progress_file) as log:
-            stats = await run_pass(
+            stats = await runner(
                 client, rows, log, config.prompt_format, request, config.rewards, label
             )
             return [log.records[row.id] for row in rows], stats
@@ -101,9 +121,20 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
     request = Request(endpoint.model, params.n, params.temperature, params.top_p, params.max_tokens)
     start = time.monotonic()
     rows = load_prompts(config.train)
-    first, stats = await _pass(
-        config, endpoint, rows, request, Path(out.progress("train")), "sample"
-    )
+    if params.strategy == "sample":
+        first, stats = await _pass(
+            config, endpoint, rows, request, Path(out.progress("train")), "sample"
+        )
+    else:  # a search strategy: same endpoint, model name and records, other progress file
+        first, stats = await _pass(
+            config,
+            endpoint,
+            rows,
+            request,
+            Path(out.progress(f"train-{params.strategy}")),
+            params.strategy,
+            search_runner(config),
+        )
     records, extra = first, {}
     if params.unsolved_extra_samples and (todo := rounds.unsolved(rows, records)):
         more, more_stats = await _pass(
@@ -144,6 +175,7 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
         tokens_this_run=stats.tokens,
         tokens_per_second=_rate(stats),
         source="teacher" if config.teacher else "policy",
+        strategy=params.strategy,
     )
     return time.monotonic() - start
 

@@ -442,6 +442,68 @@ CASES = [
     ),
     # -- cross-field rules (CEL)
     Case(
+        "search-strategy-unknown",
+        {"spec.sampler.strategy": "beamSearch"},
+        "spec.sampler.strategy",
+        "not one of 'sample', 'bestOfN', 'beam', 'dvts' or 'mcts'",
+        "did you mean 'beam'",
+    ),
+    Case(
+        "search-without-prm",
+        {"spec.sampler.strategy": "beam"},
+        "spec.sampler.search",
+        "search.prm is required",
+        "name the reward",
+    ),
+    Case(
+        "search-prm-not-a-reward",
+        {"spec.sampler.strategy": "dvts", "spec.sampler.search": {"prm": "checker"}},
+        "spec.sampler.search.prm",
+        "must name a reward",
+        "add a reward with that name",
+    ),
+    Case(
+        "search-width-for-dvts",
+        {
+            "spec.sampler.strategy": "dvts",
+            "spec.sampler.search": {"prm": "answer", "beamWidth": 2},
+        },
+        "spec.sampler.search.beamWidth",
+        "only used by strategy beam",
+        "remove it",
+    ),
+    Case(
+        "search-budget-below-candidates",
+        {
+            "spec.sampler.strategy": "bestOfN",
+            "spec.sampler.search": {"prm": "answer", "completionBudget": 4},
+        },
+        "spec.sampler.search.completionBudget",
+        "at least sampler.samplesPerPrompt",
+        "raise completionBudget",
+    ),
+    Case(
+        "search-seed-on-cpu-concurrently",
+        {
+            "spec.sampler.strategy": "beam",
+            "spec.sampler.search": {"prm": "answer", "seed": 7},
+        },
+        "spec.sampler.search.seed",
+        "needs sampler.concurrency: 1",
+        "set concurrency: 1 or remove seed",
+    ),
+    Case(
+        "search-greedy",
+        {
+            "spec.sampler.strategy": "mcts",
+            "spec.sampler.temperature": 0,
+            "spec.sampler.search": {"prm": "answer"},
+        },
+        "spec.sampler.temperature",
+        "must be > 0 for a search strategy",
+        "set temperature: 1.0",
+    ),
+    Case(
         "max-tokens-above-context",
         {"spec.sampler.maxTokens": 4096, "spec.model.maxModelLen": 2048},
         "spec.sampler.maxTokens",

@@ -318,6 +318,97 @@ CASES = [
         set_in("spec.runtime.sandbox.seccompProfile", "Localhost"),
     ),
     Case(
+        "(has(self.search) && has(self.search.prm))",
+        both(set_in("spec.sampler.strategy", "beam"), set_in("spec.sampler.search.prm", "close")),
+        set_in("spec.sampler.strategy", "beam"),
+    ),
+    Case(
+        "!has(self.search) || self.strategy != 'sample'",
+        NOTHING,
+        set_in("spec.sampler.search.prm", "close"),
+    ),
+    Case(
+        "has(self.search.beamWidth)",
+        both(
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search", {"prm": "close", "beamWidth": 2}),
+        ),
+        both(
+            set_in("spec.sampler.strategy", "dvts"),
+            set_in("spec.sampler.search", {"prm": "close", "beamWidth": 2}),
+        ),
+    ),
+    Case(
+        "has(self.search.subtrees)",
+        both(
+            set_in("spec.sampler.strategy", "dvts"),
+            set_in("spec.sampler.search", {"prm": "close", "subtrees": 2}),
+        ),
+        both(
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search", {"prm": "close", "subtrees": 2}),
+        ),
+    ),
+    Case(
+        "has(self.search.explorationConstant)",
+        both(
+            set_in("spec.sampler.strategy", "mcts"),
+            set_in("spec.sampler.search", {"prm": "close", "explorationConstant": 2.0}),
+        ),
+        both(
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search", {"prm": "close", "explorationConstant": 2.0}),
+        ),
+    ),
+    Case(
+        "has(self.search.maxDepth)",
+        both(
+            set_in("spec.sampler.strategy", "mcts"),
+            set_in("spec.sampler.search", {"prm": "close", "maxDepth": 4}),
+        ),
+        both(
+            set_in("spec.sampler.strategy", "bestOfN"),
+            set_in("spec.sampler.search", {"prm": "close", "maxDepth": 4}),
+        ),
+    ),
+    Case(
+        "self.search.completionBudget >= self.samplesPerPrompt",
+        both(
+            set_in("spec.sampler.strategy", "bestOfN"),
+            set_in("spec.sampler.search", {"prm": "close", "completionBudget": 8}),
+        ),
+        both(
+            set_in("spec.sampler.strategy", "bestOfN"),
+            set_in("spec.sampler.search", {"prm": "close", "completionBudget": 7}),
+        ),
+    ),
+    Case(
+        "self.gpusPerReplica > 0 || self.concurrency == 1",
+        both(
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search", {"prm": "close", "seed": 1}),
+        ),
+        both(
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search", {"prm": "close", "seed": 1}),
+            set_in("spec.sampler.gpusPerReplica", 0),
+        ),
+    ),
+    Case(
+        "self.strategy == 'sample' || self.temperature > 0.0",
+        set_in("spec.sampler.temperature", 0.0),
+        both(
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search.prm", "close"),
+            set_in("spec.sampler.temperature", 0.0),
+        ),
+    ),
+    Case(
+        "self.rewards.exists(r, r.name == self.sampler.search.prm)",
+        both(set_in("spec.sampler.strategy", "beam"), set_in("spec.sampler.search.prm", "close")),
+        both(set_in("spec.sampler.strategy", "beam"), set_in("spec.sampler.search.prm", "closer")),
+    ),
+    Case(
         "self.rewards.exists(r, r.weight > 0.0)",
         set_in("spec.rewards.0.weight", 1),
         both(*(set_in(f"spec.rewards.{i}.weight", 0) for i in range(4))),

@@ -98,6 +98,13 @@ class RFTRunSpec(ApiModel):
                 ".filter.rejected",
             ),
             cel(
+                "!has(self.sampler.search) || !has(self.sampler.search.prm) || "
+                "self.rewards.exists(r, r.name == self.sampler.search.prm)",
+                "sampler.search.prm must name a reward in rewards[]; add a reward with that name "
+                "(e.g. type: steps or type: prm) or fix sampler.search.prm",
+                ".sampler.search.prm",
+            ),
+            cel(
                 "self.rewards.exists(r, r.weight > 0.0)",
                 "spec.rewards needs at least one reward with a positive weight; set weight: 1.0 on "
                 "the reward that measures success",

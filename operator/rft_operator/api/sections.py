@@ -24,8 +24,11 @@ from rft_runtime.config.spec import (
     DeepSpeedSpec,
     FieldName,
     LoraSpec,
+    SearchSpec,
+    SearchStrategy,
     SecretKeyRef,
     Uri,
+    search_rules,
 )
 
 # resource.Quantity's grammar (k8s.io/apimachinery), without a sign: requests and limits
@@ -193,11 +196,23 @@ class SamplerSpec(ApiModel):
                 "set it to the number of GPUs of one replica, or 1",
                 ".tensorParallelSize",
             ),
+            *search_rules(),
         )
     )
 
+    strategy: SearchStrategy = Field(
+        "sample",
+        description="How candidates are generated: sample (independent completions), bestOfN "
+        "(keep the top by the search.prm reward), beam (step-level beam search), dvts "
+        "(diverse verifier tree search) or mcts (Monte Carlo tree search over steps); see "
+        "docs/sampling-strategies.md.",
+    )
     samples_per_prompt: int = Field(
-        8, ge=1, le=256, description="Completions sampled per training prompt."
+        8,
+        ge=1,
+        le=256,
+        description="Completions sampled per training prompt (search strategies: candidates "
+        "each prompt returns).",
     )
     temperature: float = Field(1.0, ge=0, le=2, description="Sampling temperature.")
     temperature_schedule: list[Annotated[float, Field(ge=0, le=2)]] | None = Field(
@@ -245,6 +260,9 @@ class SamplerSpec(ApiModel):
         None,
         description="Answer training prompts with this endpoint instead of the policy "
         "(distillation); evaluation still samples the policy.",
+    )
+    search: SearchSpec | None = Field(
+        None, description="Budget and shape of the search (strategies other than sample)."
     )
 
 
