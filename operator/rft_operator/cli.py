@@ -158,14 +158,22 @@ def models_prepare(name: str) -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Secrets for secretKeyRef env values, as files DIR/<secret name>/<key>.",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Stream every event and every line the Jobs' pods print (otherwise: one line per "
+    "finished stage, a progress line, and each pod's output in its log file).",
+)
 def run(
     file: Path,
     local: bool,
     workdir: Path | None,
     pvcs: tuple[str, ...],
     secrets_dir: Path | None,
+    verbose: bool,
 ) -> None:
     """Run an RFTRun manifest end to end with the operator's plan, as local processes."""
+    from .console import Console
     from .local import LocalExecutor
     from .table import status_table
 
@@ -180,27 +188,25 @@ def run(
         raise click.ClickException(f"{file}: fix the manifest first (`rft validate {file}`)")
     claims = dict(p.split("=", 1) for p in pvcs)
     name = documents[0]["metadata"]["name"]
+    out = sys.stdout
     try:
         executor = LocalExecutor(
             file,
             workdir or Path("rft-runs") / name,
             claims=claims,
             secrets_dir=secrets_dir,
-            echo=lambda line: click.echo(line, err=True),
+            echo=lambda line: click.echo(line),
+            console=None if verbose else Console(out, tty=out.isatty()),
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(
-        f"==> RFTRun {name} in {executor.workdir} (outputs: {executor.run_dir}; "
-        "Ctrl-C stops; rerun resumes)",
-        err=True,
-    )
+    click.echo(f"==> RFTRun {name} in {executor.workdir} (Ctrl-C stops; rerun resumes)")
+    click.echo(f"    outputs: {executor.run_dir}")
+    click.echo(f"    logs:    {executor.pods_dir}/<pod>/log")
     try:
         status = executor.run_until_done()
     except KeyboardInterrupt:
-        click.echo(
-            f"\nstopped; run the same command again to resume from {executor.workdir}", err=True
-        )
+        click.echo(f"\nstopped; run the same command again to resume from {executor.workdir}")
         sys.exit(130)
     click.echo(status_table(status))
     sys.exit(0 if status.stage == "Succeeded" else 1)
