@@ -218,8 +218,10 @@ def test_a_pod_that_fails_at_once_prints_the_reason_and_its_log_path(tmp_path: P
     (tmp_path / "data" / "train.jsonl").write_text('{"prompt": "1+1?", "answer": "2"}\nnot json\n')
     (tmp_path / "run.yaml").write_text(BROKEN)
     result = subprocess.run(
-        [sys.executable, "-m", "rft_operator.cli", "run", str(tmp_path / "run.yaml"), "--local"]
-        + ["--workdir", str(tmp_path / "work")],
+        [
+            *(sys.executable, "-m", "rft_operator.cli", "run", str(tmp_path / "run.yaml")),
+            *("--local", "--workdir", str(tmp_path / "work")),
+        ],
         capture_output=True,
         text=True,
         check=False,
