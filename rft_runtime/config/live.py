@@ -17,12 +17,12 @@ from .base import ApiModel
 METRICS_PORT = 9400  # the scoring and training pods' Prometheus port (named "metrics")
 METRICS_PORT_NAME = "metrics"
 
-# Prometheus series of a job pod; labels: run, iteration, job, phase.
+# Prometheus series of a job pod; labels: run, iteration, component (score, train), phase.
 PROGRESS_DONE = "rft_job_progress_done"  # prompts (scoring) or steps (training) done
 PROGRESS_TOTAL = "rft_job_progress_total"
 TOKENS_PER_SECOND = "rft_job_tokens_per_second"
 TRAIN_LOSS = "rft_job_train_loss"  # the last optimizer step's loss
-JOB_LABELS = ("run", "iteration", "job", "phase")
+JOB_LABELS = ("run", "iteration", "component", "phase")  # "job" is Prometheus'
 
 
 class LiveProgress(ApiModel):

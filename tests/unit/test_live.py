@@ -47,7 +47,7 @@ def test_a_reporter_writes_the_live_file_and_serves_gauges(tmp_path: Path) -> No
     )
     assert (state.done, state.tokens, state.loss) == (4, 600.0, 0.75)
     assert state.eta_seconds == 0.0
-    labels = (("iteration", "1"), ("job", "train"), ("phase", "train"), ("run", "arith"))
+    labels = (("component", "train"), ("iteration", "1"), ("phase", "train"), ("run", "arith"))
     metrics = scrape(port)
     assert metrics[(contract.PROGRESS_DONE, labels)] == 4
     assert metrics[(contract.PROGRESS_TOTAL, labels)] == 4
