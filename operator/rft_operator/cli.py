@@ -223,6 +223,15 @@ def _local_status(target: str) -> Path | None:
     return status_file
 
 
+def _run_name(directory: Path) -> str:
+    """The run's name from the manifest `rft run --local` copied there (else the folder's)."""
+    try:
+        [document] = load_documents(directory / "manifest.yaml")
+        return str(document["metadata"]["name"])
+    except (UnreadableManifest, OSError, ValueError, KeyError, TypeError):
+        return directory.resolve().name
+
+
 def _cluster(context: str | None) -> Any:
     from .cluster import Cluster, ClusterError
 
@@ -299,7 +308,7 @@ def report(target: str, namespace: str | None, context: str | None, out: Path) -
         run = RFTRunStatus.model_validate_json(local.read_text("utf-8"))
     else:
         run = _cluster_status(target, namespace, context)
-    draw(run, out, title=target if local is None else Path(target).name)
+    draw(run, out, title=target if local is None else _run_name(local.parent))
     click.echo(f"wrote {out}")
 
 
