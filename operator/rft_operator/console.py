@@ -7,7 +7,8 @@ iteration records), the jobs' live progress files (`config.live`) and the proces
 kubelet's pod timelines — never from the children's output, which goes to each pod's log
 file. The line builders are pure functions of those records; `Console` only decides when
 to print them: on a terminal the progress line is redrawn in place, elsewhere (a pipe, CI)
-it is printed as a plain line now and then, with no control codes.
+it is printed as a plain line now and then (`Console.progress_after`, `progress_every`),
+with no control codes.
 """
 
 from __future__ import annotations
@@ -175,7 +176,11 @@ class Console:
 
     out: TextIO
     tty: bool
-    progress_every: float = 60.0  # without a terminal: seconds between progress lines
+    # Without a terminal: a stage's first progress line once it has run `progress_after`
+    # seconds (short stages print none), then one every `progress_every` seconds — a
+    # heartbeat for CI logs that adds a line or two per stage, not one per poll.
+    progress_after: float = 30.0
+    progress_every: float = 300.0
     progress: bool = True
     last: RFTRunStatus | None = None
     _shown: str = ""  # the progress line now on screen (tty)
@@ -216,6 +221,7 @@ class Console:
         if (status.stage, status.iteration) != self._stage:
             self._stage = (status.stage, status.iteration)
             self._stage_since = now
+            self._printed_at = -1e18
         self.last = status
         self.print(lines)
         if not self.progress or status.stage in ("Succeeded", "Failed", "Suspended"):
@@ -228,7 +234,10 @@ class Console:
             self._shown = "  .. " + text
             self.out.write(CLEAR_LINE + self._shown[:width])
             self.out.flush()
-        elif now - self._printed_at >= self.progress_every:
+        elif (
+            now - self._stage_since >= self.progress_after
+            and now - self._printed_at >= self.progress_every
+        ):
             self._printed_at = now
             self.print(["  .. " + text])
 
