@@ -232,12 +232,16 @@ def _run_name(directory: Path) -> str:
         return directory.resolve().name
 
 
-def _cluster(context: str | None) -> Any:
+def _cluster(context: str | None, target: str | None = None) -> Any:
     from .cluster import Cluster, ClusterError
 
     try:
         return Cluster.connect(context)
     except ClusterError as error:
+        if target is not None:  # perhaps a mistyped local run directory
+            raise click.ClickException(
+                f"{target} is not a run directory, and no cluster to look it up: {error}"
+            ) from error
         raise click.ClickException(str(error)) from error
 
 
@@ -245,7 +249,7 @@ def _cluster_status(name: str, namespace: str | None, context: str | None) -> An
     from .cluster import ClusterError, status_of
 
     try:
-        return status_of(_cluster(context).run(name, namespace))
+        return status_of(_cluster(context, name).run(name, namespace))
     except ClusterError as error:
         raise click.ClickException(str(error)) from error
 
@@ -272,7 +276,7 @@ def status(
     if local is not None:
         click.echo(status_table(RFTRunStatus.model_validate_json(local.read_text("utf-8"))))
         return
-    cluster = _cluster(context)
+    cluster = _cluster(context, target)
     try:
         if target is None:
             click.echo(runs_table(cluster.runs(namespace, all_namespaces)))

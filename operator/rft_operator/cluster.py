@@ -51,7 +51,7 @@ class Cluster:
                 config.load_incluster_config()  # type: ignore[no-untyped-call]
             except config.ConfigException:
                 raise ClusterError(
-                    f"no cluster to read: {error}; set KUBECONFIG or pass a run directory"
+                    f"{error}; set KUBECONFIG (or --context) to read runs on a cluster"
                 ) from error
         return cls(client.CustomObjectsApi(), client.CoreV1Api(), namespace)
 

@@ -237,3 +237,14 @@ async def test_metrics_show_each_run_and_forget_a_deleted_one(cluster: Any, tmp_
         assert of_run(scraped, "done") == {}, "a deleted run's series must disappear"
         assert of_run(scraped, "busy")  # the other runs' series stay
         assert scraped[broken_errors] >= 1
+
+
+def test_without_a_cluster_a_mistyped_run_directory_is_named(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-config"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    result = CliRunner().invoke(main, ["status", str(tmp_path / "typo")])
+    assert result.exit_code == 1 and result.exception is not None
+    assert f"{tmp_path / 'typo'} is not a run directory" in result.output
+    assert "set KUBECONFIG (or --context)" in result.output
