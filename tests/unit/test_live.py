@@ -6,6 +6,7 @@ import socket
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rft_runtime import live
@@ -58,9 +59,14 @@ def test_a_reporter_writes_the_live_file_and_serves_gauges(tmp_path: Path) -> No
     assert done.finished
 
 
-def test_without_a_port_or_a_configured_reporter_nothing_is_served_or_written() -> None:
+def test_without_a_port_or_a_path_nothing_is_served_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert live.serve_gauges({}) == {}
-    reporter = live.current()
-    assert reporter.path is None
+    monkeypatch.chdir(tmp_path)
+    reporter = live.Reporter(None, "score", "r", 0)  # what an unconfigured process has
     reporter.start("sample", "prompts", total=2, done=0)
-    reporter.advance(1, tokens=10.0)  # no file, no error
+    reporter.advance(2, tokens=10.0)
+    reporter.finish()
+    assert reporter.state is not None and reporter.state.finished
+    assert list(tmp_path.iterdir()) == []
