@@ -5,14 +5,17 @@ each pod's whole output is in its own log file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from ..conftest import ROOT
+from .test_arith_local import stop_tree
 
 PROMPTS = 16
 MANIFEST = """\
@@ -50,6 +53,14 @@ STAGES = [
 ]
 
 
+def copy_lines(proc: subprocess.Popen[bytes], path: Path) -> None:
+    assert proc.stdout is not None
+    with path.open("wb") as copy:
+        for line in proc.stdout:
+            copy.write(line)
+            copy.flush()
+
+
 @pytest.mark.slow
 def test_a_tiny_two_iteration_run_prints_a_short_plain_console(tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -60,18 +71,28 @@ def test_a_tiny_two_iteration_run_prints_a_short_plain_console(tmp_path: Path) -
         (data / f"{name}.jsonl").write_text("\n".join(rows) + "\n")
     (tmp_path / "tiny.yaml").write_text(MANIFEST)
     workdir = tmp_path / "work"
-    result = subprocess.run(
+    console = tmp_path / "console.txt"  # a copy, written as the lines arrive
+    proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "rft_operator.cli", "run", str(tmp_path / "tiny.yaml")),
             *("--local", "--workdir", str(workdir)),
         ],
-        capture_output=True,
-        text=True,
-        check=False,
         cwd=ROOT,
-        timeout=1800,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
-    (tmp_path / "console.txt").write_text(result.stdout + result.stderr)
+    copier = threading.Thread(target=copy_lines, args=(proc, console), daemon=True)
+    copier.start()
+    try:
+        returncode = proc.wait(timeout=1800)
+    finally:
+        if proc.poll() is None:  # SIGTERM: the executor stops its pods, then the rest goes
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=60)
+            stop_tree(proc.pid)
+        copier.join(timeout=30)
+    result = subprocess.CompletedProcess(proc.args, returncode, console.read_text(), "")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = (result.stdout + result.stderr).splitlines()
     assert len(lines) <= 40, result.stdout
