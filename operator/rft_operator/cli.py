@@ -158,14 +158,22 @@ def models_prepare(name: str) -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Secrets for secretKeyRef env values, as files DIR/<secret name>/<key>.",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Stream every event and every line the Jobs' pods print (otherwise: one line per "
+    "finished stage, a progress line, and each pod's output in its log file).",
+)
 def run(
     file: Path,
     local: bool,
     workdir: Path | None,
     pvcs: tuple[str, ...],
     secrets_dir: Path | None,
+    verbose: bool,
 ) -> None:
     """Run an RFTRun manifest end to end with the operator's plan, as local processes."""
+    from .console import Console
     from .local import LocalExecutor
     from .table import status_table
 
@@ -180,63 +188,175 @@ def run(
         raise click.ClickException(f"{file}: fix the manifest first (`rft validate {file}`)")
     claims = dict(p.split("=", 1) for p in pvcs)
     name = documents[0]["metadata"]["name"]
+    out = sys.stdout
     try:
         executor = LocalExecutor(
             file,
             workdir or Path("rft-runs") / name,
             claims=claims,
             secrets_dir=secrets_dir,
-            echo=lambda line: click.echo(line, err=True),
+            echo=lambda line: click.echo(line),
+            console=None if verbose else Console(out, tty=out.isatty()),
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(
-        f"==> RFTRun {name} in {executor.workdir} (outputs: {executor.run_dir}; "
-        "Ctrl-C stops; rerun resumes)",
-        err=True,
-    )
+    click.echo(f"==> RFTRun {name} in {executor.workdir} (Ctrl-C stops; rerun resumes)")
+    click.echo(f"    outputs: {executor.run_dir}")
+    click.echo(f"    logs:    {executor.pods_dir}/<pod>/log")
     try:
         status = executor.run_until_done()
     except KeyboardInterrupt:
-        click.echo(
-            f"\nstopped; run the same command again to resume from {executor.workdir}", err=True
-        )
+        click.echo(f"\nstopped; run the same command again to resume from {executor.workdir}")
         sys.exit(130)
     click.echo(status_table(status))
     sys.exit(0 if status.stage == "Succeeded" else 1)
 
 
+def _local_status(target: str) -> Path | None:
+    """The status file when `target` is a local run directory (else it names a cluster run)."""
+    path = Path(target)
+    if not path.is_dir():
+        return None
+    status_file = path / "status.json"
+    if not status_file.exists():
+        raise click.ClickException(f"{status_file} not found: is {target} a run directory?")
+    return status_file
+
+
+def _run_name(directory: Path) -> str:
+    """The run's name from the manifest `rft run --local` copied there (else the folder's)."""
+    try:
+        [document] = load_documents(directory / "manifest.yaml")
+        return str(document["metadata"]["name"])
+    except (UnreadableManifest, OSError, ValueError, KeyError, TypeError):
+        return directory.resolve().name
+
+
+def _cluster(context: str | None, target: str | None = None) -> Any:
+    from .cluster import Cluster, ClusterError
+
+    try:
+        return Cluster.connect(context)
+    except ClusterError as error:
+        if target is not None:  # perhaps a mistyped local run directory
+            raise click.ClickException(
+                f"{target} is not a run directory, and no cluster to look it up: {error}"
+            ) from error
+        raise click.ClickException(str(error)) from error
+
+
+def _cluster_status(name: str, namespace: str | None, context: str | None) -> Any:
+    from .cluster import ClusterError, status_of
+
+    try:
+        return status_of(_cluster(context, name).run(name, namespace))
+    except ClusterError as error:
+        raise click.ClickException(str(error)) from error
+
+
+_NAMESPACE = click.option("-n", "--namespace", help="The run's namespace (default: the context's).")
+_CONTEXT = click.option("--context", help="kubeconfig context (default: the current one).")
+
+
 @main.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def status(directory: Path) -> None:
-    """Print the per-iteration table of a local run directory."""
+@click.argument("target", required=False)
+@_NAMESPACE
+@click.option("-A", "--all-namespaces", is_flag=True, help="List runs of every namespace.")
+@_CONTEXT
+def status(
+    target: str | None, namespace: str | None, all_namespaces: bool, context: str | None
+) -> None:
+    """The per-iteration table of a run: TARGET is a local run directory or the name of an
+    RFTRun on the cluster (kubeconfig); without TARGET, list the cluster's runs."""
     from .api import RFTRunStatus
+    from .cluster import ClusterError, children_lines, runs_table, status_of
     from .table import status_table
 
-    path = directory / "status.json"
-    if not path.exists():
-        raise click.ClickException(f"{path} not found: is {directory} a run directory?")
-    click.echo(status_table(RFTRunStatus.model_validate_json(path.read_text("utf-8"))))
+    local = _local_status(target) if target and namespace is None else None
+    if local is not None:
+        click.echo(status_table(RFTRunStatus.model_validate_json(local.read_text("utf-8"))))
+        return
+    cluster = _cluster(context, target)
+    try:
+        if target is None:
+            click.echo(runs_table(cluster.runs(namespace, all_namespaces)))
+            return
+        run = status_of(cluster.run(target, namespace))
+        pods = cluster.pods(target, namespace, None, None)
+    except ClusterError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(status_table(run))
+    if pods:
+        click.echo("pods:")
+        click.echo("\n".join(children_lines(pods)))
 
 
 @main.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("target")
+@_NAMESPACE
+@_CONTEXT
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default="report.png",
     show_default=True,
 )
-def report(directory: Path, out: Path) -> None:
-    """Draw eval scores and mean reward per iteration of a local run (PNG)."""
+def report(target: str, namespace: str | None, context: str | None, out: Path) -> None:
+    """Draw a run's eval scores, mean reward, train pass rate and stage durations per
+    iteration (PNG); TARGET is a local run directory or an RFTRun on the cluster."""
     from .api import RFTRunStatus
     from .plot import draw
 
-    path = directory / "status.json"
-    if not path.exists():
-        raise click.ClickException(f"{path} not found: is {directory} a run directory?")
-    draw(RFTRunStatus.model_validate_json(path.read_text("utf-8")), out)
+    local = _local_status(target) if namespace is None else None
+    if local is not None:
+        run = RFTRunStatus.model_validate_json(local.read_text("utf-8"))
+    else:
+        run = _cluster_status(target, namespace, context)
+    draw(run, out, title=target if local is None else _run_name(local.parent))
     click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("name")
+@_NAMESPACE
+@_CONTEXT
+@click.option(
+    "--stage",
+    type=click.Choice(["sampler", "score", "train"]),
+    help="Only the pods of this stage (default: every pod of the run).",
+)
+@click.option("--iteration", type=int, help="Only the pods of this iteration.")
+@click.option("--tail", type=int, default=200, show_default=True, help="Lines per pod.")
+@click.option("--previous", is_flag=True, help="The previous container (a restarted pod).")
+def logs(
+    name: str,
+    namespace: str | None,
+    context: str | None,
+    stage: str | None,
+    iteration: int | None,
+    tail: int,
+    previous: bool,
+) -> None:
+    """Print the logs of an RFTRun's pods on the cluster, oldest pod first."""
+    from .cluster import ClusterError
+
+    cluster = _cluster(context)
+    try:
+        pods = cluster.pods(name, namespace, stage, iteration)
+        if not pods:
+            raise click.ClickException(
+                f"RFTRun {name} has no pods"
+                + (f" of stage {stage}" if stage else "")
+                + (f" in iteration {iteration}" if iteration is not None else "")
+                + " now (finished Jobs' pods are deleted once their results are recorded)"
+            )
+        for pod in pods:
+            pod_name = pod["metadata"]["name"]
+            click.echo(f"==> pod {pod_name} <==")
+            text = cluster.log(pod_name, namespace, tail, previous)
+            click.echo(text.rstrip("\n"))
+    except ClusterError as error:
+        raise click.ClickException(str(error)) from error
 
 
 if __name__ == "__main__":

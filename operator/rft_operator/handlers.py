@@ -21,11 +21,12 @@ from .client import NotFound
 from .kube import Kube, KubeError
 from .manifests import MANAGER, RUN_LABEL
 from .metrics import (
-    RECONCILE_ERRORS,
     RECONCILE_SECONDS,
     RECONCILES,
-    RUNS_BY_STAGE,
     STAGE_TRANSITIONS,
+    count_error,
+    forget_run,
+    observe_run,
 )
 from .reconcile import reconcile_run
 
@@ -144,6 +145,15 @@ async def on_timer(body: kopf.Body, **kwargs: Any) -> None:
     await reconcile(dict(body), kwargs)
 
 
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+async def on_run_event(type: str | None, name: str | None, namespace: str | None, **_: Any) -> None:
+    """A deleted run's metrics go with it (an event handler: no finalizer on the run)."""
+    if type == "DELETED" and name and namespace:
+        async with _locks.setdefault((namespace, name), asyncio.Lock()):  # after a pass
+            forget_run(namespace, name)
+        _locks.pop((namespace, name), None)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def on_child_event(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
@@ -165,23 +175,18 @@ async def reconcile(body: dict[str, Any], indexes: dict[str, Any]) -> None:
             fresh = await kube().get(api.API_VERSION, api.KIND, key[0], key[1])
             outcome = await reconcile_run(kube(), fresh, _snapshot(key, indexes))
             RECONCILES.labels(outcome.result).inc()
-            _count_stage(key, outcome.old_stage, outcome.new_stage)
+            if outcome.new_stage != outcome.old_stage and outcome.new_stage:
+                STAGE_TRANSITIONS.labels(outcome.new_stage).inc()
+            if outcome.status is not None:
+                observe_run(key[0], key[1], outcome.status)
         except NotFound:
+            forget_run(*key)
             return
         except KubeError as error:
-            RECONCILE_ERRORS.inc()
+            count_error(*key)
             raise kopf.TemporaryError(str(error), delay=5) from error
         except Exception:
-            RECONCILE_ERRORS.inc()
+            count_error(*key)
             raise
         finally:
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
-
-
-def _count_stage(key: tuple[str, str], old: str | None, new: str | None) -> None:
-    if new == old or not new:
-        return
-    STAGE_TRANSITIONS.labels(new).inc()
-    if old:
-        RUNS_BY_STAGE.labels(key[0], key[1], old).set(0)
-    RUNS_BY_STAGE.labels(key[0], key[1], new).set(1)

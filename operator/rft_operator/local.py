@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from rft_runtime.bundled_models import cache_root
-from rft_runtime.config.paths import OPS_CACHE, STORAGE_MOUNT
+from rft_runtime.config.live import LiveProgress
+from rft_runtime.config.paths import OPS_CACHE, STORAGE_MOUNT, RunPaths
 from rft_runtime.files import atomic_write_json
 from rft_runtime.train.ops_cache import copy_builds
 
 from . import api
 from .client import NotFound
 from .conditions import now
+from .console import Console
 from .kubelet import Node, ProcessKubelet
 from .layout import claims_used
 from .local_store import LocalStore
@@ -98,6 +100,9 @@ class LocalExecutor:
     secrets_dir: Path | None = None
     poll_seconds: float = 1.0
     echo: Callable[[str], None] = print
+    # None: every event and every line of every Job's pod (--verbose); else stage lines,
+    # a progress line and warnings, with the pods' output left in their log files.
+    console: Console | None = None
 
     def __post_init__(self) -> None:
         from .validation import load_documents
@@ -130,6 +135,8 @@ class LocalExecutor:
             python_bin=str(Path(sys.executable).parent),
         )
         shutil.copyfile(self.manifest, self.workdir / "manifest.yaml")
+        self._warnings: list[dict[str, Any]] = []
+        self._invoked = time.time()
 
     @property
     def run_dir(self) -> Path:
@@ -138,15 +145,57 @@ class LocalExecutor:
 
     # -- output --------------------------------------------------------------------------
 
+    @property
+    def pods_dir(self) -> Path:
+        """cluster/pods/<pod>/: each pod's log, termination message and timeline."""
+        return self.kubelet.node.pods_dir
+
     def _on_create(self, obj: dict[str, Any]) -> None:
-        if obj.get("kind") == "Event":
-            marker = "!" if obj.get("type") == "Warning" else "-"
-            self.echo(f"{marker} {obj.get('reason')}: {obj.get('message')}")
+        if obj.get("kind") != "Event":
+            return
+        if self.console is not None:
+            if obj.get("type") == "Warning":
+                self._warnings.append(obj)  # shown with the status that explains it
+            return
+        marker = "!" if obj.get("type") == "Warning" else "-"
+        self.echo(f"{marker} {obj.get('reason')}: {obj.get('message')}")
 
     def _on_line(self, pod: dict[str, Any], line: str) -> None:
+        if self.console is not None:
+            return
         owners = pod.get("metadata", {}).get("ownerReferences") or [{}]
         if owners[0].get("kind") == "Job":
             self.echo(f"  [{owners[0].get('name')}] {line[-300:]}")
+
+    def _live(self, job: str | None = None, index: int | None = None) -> LiveProgress | None:
+        """The freshest progress a job of this invocation wrote (or job `job` of iteration
+        `index`, finished or not)."""
+        if job is not None and index is not None:
+            paths = [Path(RunPaths(str(self.run_dir)).iteration(index).live(job))]
+        else:
+            paths = list(self.run_dir.glob("it-*/live/*.json"))
+        found = []
+        for path in paths:
+            with contextlib.suppress(OSError, ValueError):
+                found.append(LiveProgress.model_validate_json(path.read_text("utf-8")))
+        if job is None:
+            found = [f for f in found if f.updated >= self._invoked and not f.finished]
+        return max(found, key=lambda f: f.updated, default=None)
+
+    def _report(self, status: api.RFTRunStatus) -> None:
+        console = self.console
+        if console is None:
+            return
+        failed = status.stage == "Failed"
+        warnings, self._warnings = self._warnings, []
+        console.print(
+            f"! {w.get('reason')}: {w.get('message')}"
+            for w in warnings
+            if not (failed and w.get("message") == status.message)
+        )
+        console.show(status, self._live(), time.monotonic(), lambda k: self._live("train", k))
+        if failed:
+            console.failed(status, self.pods_dir)
 
     # -- the run object ------------------------------------------------------------------
 
@@ -191,6 +240,7 @@ class LocalExecutor:
         body = await self.store.get(api.API_VERSION, api.KIND, self.namespace, self.name)
         status = known_status(body.get("status") or {})
         atomic_write_json(self.workdir / STATUS_FILE, status.to_wire())
+        self._report(status)
         return status
 
     async def _run(self) -> api.RFTRunStatus:
@@ -198,7 +248,9 @@ class LocalExecutor:
         if stopped:
             self.echo(f"- Adopted: stopped {len(stopped)} process(es) left by an earlier run")
         await self.kubelet.forget_lost_pods()
-        await self._submit()
+        submitted = await self._submit()
+        if self.console is not None:
+            self.console.start(known_status(submitted.get("status") or {}), time.monotonic())
         while True:
             status = await self.step()
             if status.stage in (*TERMINAL, "Suspended"):
@@ -223,6 +275,8 @@ class LocalExecutor:
             return asyncio.run(self._run())
         finally:
             copy_builds(run_ops, user_ops)
+            if self.console is not None:
+                self.console.clear()
             with contextlib.suppress(KeyboardInterrupt):
                 self.kubelet.stop_all()
             for sig, handler in previous.items():

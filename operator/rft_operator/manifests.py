@@ -278,7 +278,9 @@ def _job(
             "suspend": spec.runtime.queue_name is not None,
             "template": {
                 "metadata": {"labels": object_labels},
-                "spec": pod.pod_spec(spec, containers, volumes, "Never"),
+                "spec": pod.pod_spec(
+                    spec, [pod.with_metrics(c) for c in containers], volumes, "Never"
+                ),
             },
         },
     }

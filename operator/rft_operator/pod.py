@@ -9,7 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rft_runtime.config.env import CONFIG_ENV, TERMINATION_LOG_ENV
+from rft_runtime.config.env import (
+    CONFIG_ENV,
+    METRICS_HOST_ENV,
+    METRICS_PORT_ENV,
+    TERMINATION_LOG_ENV,
+)
+from rft_runtime.config.live import METRICS_PORT, METRICS_PORT_NAME
 from rft_runtime.config.paths import HF_HOME, PVC_MOUNT_ROOT, STORAGE_MOUNT, TERMINATION_LOG
 
 from . import api
@@ -91,6 +97,23 @@ def container(
             "capabilities": {"drop": ["ALL"]},
             "runAsNonRoot": True,
         },
+    }
+
+
+def with_metrics(container: dict[str, Any]) -> dict[str, Any]:
+    """A job's container serving its progress gauges (rft_runtime.live) on the metrics port,
+    for a PodMonitor (the chart's) to scrape."""
+    return {
+        **container,
+        "env": [
+            *container["env"],
+            {"name": METRICS_HOST_ENV, "value": "0.0.0.0"},
+            {"name": METRICS_PORT_ENV, "value": str(METRICS_PORT)},
+        ],
+        "ports": [
+            *container.get("ports", []),
+            {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT},
+        ],
     }
 
 

@@ -38,11 +38,13 @@ Observed = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one pass did: 'idle', 'changed' or 'invalid', and the stage before and after."""
+    """What one pass did: 'idle', 'changed' or 'invalid', the stage before and after, and
+    the status it left (for the operator's per-run metrics)."""
 
     result: str
     old_stage: str | None
     new_stage: str | None
+    status: api.RFTRunStatus | None = None
 
 
 def known_status(raw: dict[str, Any]) -> api.RFTRunStatus:
@@ -61,7 +63,7 @@ async def reconcile_run(client: Client, body: dict[str, Any], observed: Observed
     except ValidationError as error:
         new = invalid_spec_status(status, error, meta.get("generation"))
         await write_status(client, ref, new)
-        return Outcome("invalid", status.stage, new.stage)
+        return Outcome("invalid", status.stage, new.stage, new)
     children = observe_children(name, *observed)
     layout = cluster_layout(name, namespace, spec)
     retry = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
@@ -72,7 +74,9 @@ async def reconcile_run(client: Client, body: dict[str, Any], observed: Observed
     if result.status != status:
         await write_status(client, ref, result.status)
     changed = bool(result.actions) or result.status != status
-    return Outcome("changed" if changed else "idle", status.stage, result.status.stage)
+    return Outcome(
+        "changed" if changed else "idle", status.stage, result.status.stage, result.status
+    )
 
 
 def invalid_spec_status(

@@ -10,6 +10,9 @@ CONFIG_ENV = "RFT_JOB_CONFIG"  # pods get the job config as JSON in this variabl
 TERMINATION_LOG_ENV = "RFT_TERMINATION_LOG"  # where the job writes its summary
 OPS_CACHE_ENV = "RFT_OPS_CACHE"  # the DeepSpeed op cache on the run storage
 TORCH_EXTENSIONS_ENV = "TORCH_EXTENSIONS_DIR"
+# The job serves its progress gauges on this address and port (config.live); unset: no server.
+METRICS_HOST_ENV = "RFT_METRICS_HOST"
+METRICS_PORT_ENV = "RFT_METRICS_PORT"
 TEACHER_API_KEY_ENV = "RFT_TEACHER_API_KEY"  # filled from sampler.teacher.apiKeySecretRef
 # The sampler keeps its compile caches on the run storage (see paths.VLLM_CACHE).
 # The sampler pod's own name (downward API): it records under it which policy it loaded.

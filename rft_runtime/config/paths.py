@@ -80,6 +80,10 @@ class IterationPaths:
     def train_metrics(self) -> str:
         return self._file("train-metrics.json")
 
+    def live(self, job: str) -> str:
+        """live/<job>.json: the job's current progress (config.live.LiveProgress)."""
+        return self._file(f"live/{job}.json")
+
 
 @dataclass(frozen=True)
 class RunPaths:

@@ -9,7 +9,9 @@ import sys
 
 from pydantic import ValidationError
 
+from .. import live
 from ..config.jobs import FailureSummary, ScoreJobConfig, load_config
+from ..config.paths import IterationPaths
 from ..config.termination import INVALID_DATA, write_termination
 from ..datacheck import InvalidData
 from ..rewards.sandbox import SandboxUnavailable, require_for
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(ScoreJobConfig, args.config)
     except (OSError, ValidationError) as exc:
         return fail("InvalidConfig", str(exc))
+    live.configure(
+        IterationPaths(config.output_dir).live("score"), "score", config.run, config.iteration
+    )
     try:
         require_for(reward.type for reward in config.rewards)
     except SandboxUnavailable as exc:

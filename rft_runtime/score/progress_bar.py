@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+from .. import live
+
 
 class Progress:
     def __init__(self, label: str, total: int, done: int = 0, every_seconds: float = 15.0) -> None:
@@ -14,6 +16,7 @@ class Progress:
         self.tokens = 0
         self._start = self._last = time.monotonic()
         self._bar: Any = None
+        live.current().start(label, "prompts", total, done)
         if sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -37,11 +40,13 @@ class Progress:
     def update(self, tokens: int) -> None:
         self.done += 1
         self.tokens += tokens
+        live.current().advance(self.done, tokens)
         if self._bar is not None:
             self._bar.update(1)
         else:
             self._log()
 
     def close(self) -> None:
+        live.current().finish()
         if self._bar is not None:
             self._bar.close()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 
 from pydantic import ValidationError
 
+from rft_runtime import live
 from rft_runtime.config.jobs import TrainJobConfig, load_config
+from rft_runtime.config.paths import IterationPaths
 from rft_runtime.config.termination import write_termination
 
 from .failure import OOM_MESSAGE, TrainFailure, failure, is_out_of_memory
@@ -33,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = _read_config(args.config)
+        first = os.environ.get("RANK", "0") == "0"  # one rank reports for all
+        path = IterationPaths(cfg.output_dir).live("train") if first else None
+        live.configure(path, "train", cfg.run, cfg.iteration, serve=first)
         summary = Trainer(cfg).run()
     except TrainFailure as exc:
         write_termination(failure(exc.reason, exc.message))

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from rft_runtime import live
 from rft_runtime.config.jobs import TrainJobConfig, TrainSummary
 from rft_runtime.config.keys import TOTAL_SECONDS, TRAINING_SECONDS
 from rft_runtime.config.paths import IterationPaths
@@ -212,6 +213,7 @@ class Trainer:
 
         self.engine.train()
         step, tokens, train_started = 0, 0.0, time.time()
+        live.current().start("train", "steps", self.total_steps, start_step)
         for epoch in range(cfg.epochs):
             batches = D.length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch)
             mine = D.rank_batches(batches, self.world, self.rank, accumulation)
@@ -224,13 +226,16 @@ class Trainer:
                     for indices in mine[index * accumulation : (index + 1) * accumulation]
                 ]
                 record = self.reduce(stats, step, epoch)
-                tokens += record.pop("tokens_all")
+                step_tokens = record.pop("tokens_all")
+                tokens += step_tokens
                 history.append(record)
+                live.current().advance(step, step_tokens, record.get("loss"))
                 if self.rank == 0:
                     log.info("step %d/%d %s", step, self.total_steps, record)
                 if step % cfg.checkpoint_every_steps == 0 or index == per_epoch - 1:
                     self.save_state(step, history)
         train_seconds = time.time() - train_started
+        live.current().finish()
 
         checkpoint = Path(self.paths.checkpoint)
         save_servable(self.engine, cfg, tokenizer, saved_dtype(cfg.init_model_path), checkpoint)

@@ -6,15 +6,15 @@ import os
 import sys
 
 
-def operator_command(liveness_port: int) -> list[str]:
-    """`python -m rft_operator` watching every namespace, without a metrics server."""
+def operator_command(liveness_port: int, metrics_port: int = 0) -> list[str]:
+    """`python -m rft_operator` watching every namespace (metrics server: port 0 = none)."""
     return [
         sys.executable,
         "-m",
         "rft_operator",
         "-A",
         "--metrics-port",
-        "0",
+        str(metrics_port),
         "--liveness-port",
         str(liveness_port),
     ]
