@@ -10,8 +10,9 @@ arguments (one pass, so a mapped value is never mapped again):
   port the container port;
 - the pod network: each pod has its own loopback address (127.x.y.z); the wildcard
   address 0.0.0.0 ("all of the pod's interfaces") and the pod's loopback 127.0.0.1 become
-  that address, so two pods can listen on the same port as they would on a cluster (e.g.
-  two training pods' DeepSpeed rendezvous on 127.0.0.1:29500).
+  that address, so two pods can listen on the same port as they would on a cluster. (Not
+  all servers honour it: torch's TCPStore, the training rendezvous, listens on every
+  address of its port, so two trainings at once on one machine still collide on 29500.)
 Everything else — command, args, env, `$(VAR)` expansion, fieldRef and secretKeyRef
 values — follows the Kubernetes rules.
 """
