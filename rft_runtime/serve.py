@@ -40,14 +40,16 @@ def initial_model(config: ServeConfig) -> str:
     return config.model_path
 
 
-def vllm_args(config: ServeConfig, python: str = sys.executable) -> list[str]:
+def vllm_args(
+    config: ServeConfig, python: str = sys.executable, model: str | None = None
+) -> list[str]:
     """The server command line for one ServeConfig (pure, so it is unit-testable)."""
     args = [
         python,
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
-        initial_model(config),
+        model or initial_model(config),
         "--served-model-name",
         config.served_model_name,
         "--host",
@@ -90,11 +92,14 @@ def local_url(config: ServeConfig) -> str:
 class PolicyWatcher(threading.Thread):
     """Loads the policy the policy file names into the running server, and records it."""
 
-    def __init__(self, config: ServeConfig, pod: str) -> None:
+    def __init__(self, config: ServeConfig, pod: str, started_on: str) -> None:
         super().__init__(name="policy-watcher", daemon=True)
         assert config.policy_file and config.loaded_dir
         self.config = config
         self.pod = pod
+        # what the server was started on: the policy file may change while it starts up,
+        # so it is never read again for this (that would report a policy not loaded)
+        self.started_on = started_on
         self.loaded: str | None = None
         self.stopped = threading.Event()
 
@@ -112,7 +117,7 @@ class PolicyWatcher(threading.Thread):
             return
         wanted = policy_sync.requested_policy(self.config.policy_file or "")
         if self.loaded is None:  # the weights the server started on
-            self.loaded = initial_model(self.config)
+            self.loaded = self.started_on
             policy_sync.record_loaded(self.config.loaded_dir or "", self.pod, self.loaded, 0.0)
         if wanted is None or wanted == self.loaded:
             return
@@ -132,10 +137,12 @@ class PolicyWatcher(threading.Thread):
 
 def run(config: ServeConfig) -> int:
     """Start the server, forward termination signals, return its exit code."""
-    child = subprocess.Popen(vllm_args(config), env=vllm_env(config))
+    model = initial_model(config)
+    child = subprocess.Popen(vllm_args(config, model=model), env=vllm_env(config))
     watcher = None
     if config.policy_file and config.loaded_dir:
-        watcher = PolicyWatcher(config, os.environ.get(POD_NAME_ENV) or socket.gethostname())
+        pod = os.environ.get(POD_NAME_ENV) or socket.gethostname()
+        watcher = PolicyWatcher(config, pod, started_on=model)
         watcher.start()
 
     def forward(signum: int, _frame: FrameType | None) -> None:

@@ -5,6 +5,7 @@ real server, is in tests/runtime/test_score_server.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from rft_runtime.policy_sync import (
     requested_policy,
     wait_until_served,
 )
-from rft_runtime.serve import vllm_args, vllm_env
+from rft_runtime.serve import PolicyWatcher, vllm_args, vllm_env
 
 
 def model_arg(config: ServeConfig) -> str:
@@ -85,3 +86,60 @@ def test_asking_twice_for_the_same_policy_does_not_rewrite_the_file(tmp_path: Pa
     assert requested_policy(policy_file) == "/p2"
     policy_file.write_text("not json")
     assert requested_policy(policy_file) is None
+
+
+class Answer:
+    status_code = 200
+
+    def raise_for_status(self) -> None:
+        return None
+
+
+class Server:
+    """The two HTTP calls the watcher makes, recorded (the reload itself is tested on the
+    real vLLM server in tests/runtime/test_score_server.py)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, Any]] = []
+
+    def get(self, path: str) -> Answer:
+        return Answer()
+
+    def post(self, path: str, json: Any = None) -> Answer:
+        self.posts.append((path, json))
+        return Answer()
+
+
+def test_a_policy_asked_for_while_the_server_starts_is_loaded_not_just_reported(
+    tmp_path: Path,
+) -> None:
+    """The race seen in the end-to-end run: the sampler started on policy A; the next scoring
+    Job asked for B before the server was up. B must be loaded, not reported as loaded."""
+    config = ServeConfig(
+        model_path="/base",
+        policy_file=str(tmp_path / "policy.json"),
+        loaded_dir=str(tmp_path / "loaded"),
+    )
+    request_policy(config.policy_file or "", "/a")
+    watcher = PolicyWatcher(config, "pod-1", started_on="/a")
+    request_policy(config.policy_file or "", "/b")  # while vLLM is still starting
+    server = Server()
+    watcher.step(server)  # type: ignore[arg-type]
+    assert [path for path, _ in server.posts] == ["/collective_rpc", "/reset_prefix_cache"]
+    assert server.posts[0][1]["kwargs"] == {"weights_path": "/b"}
+    assert pods_serving(tmp_path / "loaded", "/b") == ["pod-1"]
+    watcher.step(server)  # nothing new asked: nothing reloaded
+    assert len(server.posts) == 2
+
+
+def test_a_server_started_on_the_asked_policy_reports_it_without_a_reload(tmp_path: Path) -> None:
+    config = ServeConfig(
+        model_path="/base",
+        policy_file=str(tmp_path / "policy.json"),
+        loaded_dir=str(tmp_path / "loaded"),
+    )
+    request_policy(config.policy_file or "", "/a")
+    watcher = PolicyWatcher(config, "pod-1", started_on="/a")
+    server = Server()
+    watcher.step(server)  # type: ignore[arg-type]
+    assert server.posts == [] and pods_serving(tmp_path / "loaded", "/a") == ["pod-1"]
