@@ -164,8 +164,11 @@ def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: 
     # (a stale policy would answer all 200 held-out prompts exactly as the previous one did)
     storage = workdir / "storage" / RUN
     answers = [
-        [json.loads(x)["completions"][0]["text"] for x in path.read_text().splitlines() if x]
-        for path in sorted(storage.glob("it-*/progress/eval-add.jsonl"))
+        {row["id"]: row["completions"][0]["text"] for row in map(json.loads, lines)}
+        for lines in (
+            [x for x in path.read_text().splitlines() if x]
+            for path in sorted(storage.glob("it-*/progress/eval-add.jsonl"))
+        )
     ]
     assert len(answers) == 3 and answers[1] != answers[2] and answers[0] != answers[1]
     assert [i["index"] for i in result["iterations"]] == [0, 1]  # iterations.max = 2
