@@ -209,6 +209,44 @@ def test_eval_and_sampling_write_every_output(
     assert json.loads(stdout)["accepted"] == len(sft)
 
 
+def test_unsolved_prompts_get_more_samples_then_a_hint_trained_without_it(
+    server: Server, arithmetic: Path, tmp_path: Path
+) -> None:
+    """sampler.unsolvedExtraSamples and sampler.rationalize through the real scoring Job."""
+    out = tmp_path / "out"
+    sampling = {
+        "n": 2,
+        "temperature": 1.0,
+        "maxTokens": 48,
+        "unsolvedExtraSamples": 2,
+        "hintTemplate": "{prompt}\nHint: the answer is {answer}.",
+        "hintSamples": 2,
+    }
+    config = score_config(server, arithmetic, out, sampling=sampling)
+    job = run_score(config, tmp_path)
+    _, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    samples = read_jsonl(out / "samples.jsonl")
+    by_prompt: dict[str, list[dict[str, Any]]] = {}
+    for sample in samples:
+        by_prompt.setdefault(sample["prompt_id"], []).append(sample)
+    first_unsolved = {p for p, rows in by_prompt.items() if not any(r["correct"] for r in rows[:2])}
+    assert first_unsolved, "the 135M model misses some additions in 2 samples"
+    for prompt_id, rows in by_prompt.items():
+        rounds = [r.get("round") for r in rows]
+        assert rounds[:2] == [None, None]
+        assert ("more" in rounds) == (prompt_id in first_unsolved)
+        assert sorted(r["index"] for r in rows) == list(range(len(rows)))
+        if "hint" in rounds:  # only where the extra samples found nothing either
+            assert not any(r["correct"] for r in rows if r.get("round") != "hint")
+    train = read_jsonl(out / "sft.jsonl")
+    assert all("Hint" not in json.dumps(row["messages"]) for row in train)
+    metrics = json.loads((out / "metrics.json").read_text())["train"]
+    assert metrics["more_prompts"] == len(first_unsolved)
+    first_correct = sum(r["correct"] for rows in by_prompt.values() for r in rows[:2])
+    assert metrics["pass_rate"] == pytest.approx(first_correct / (2 * len(by_prompt)))
+
+
 def test_killed_job_resumes_and_scores_every_prompt_once(
     server: Server, arithmetic: Path, tmp_path: Path
 ) -> None:
