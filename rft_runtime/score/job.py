@@ -136,30 +136,31 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
             search_runner(config),
         )
     records, extra = first, {}
-    if params.unsolved_extra_samples and (todo := rounds.unsolved(rows, records)):
-        more, more_stats = await _pass(
-            config,
-            endpoint,
-            todo,
-            replace(request, n=params.unsolved_extra_samples),
-            Path(out.progress(f"train-{rounds.ROUND_MORE}")),
-            "sample unsolved",
-        )
-        records = rounds.merge(records, more, rounds.ROUND_MORE)
-        stats = stats + more_stats
-        extra.update(rounds.round_metrics(first, more, rounds.ROUND_MORE))
-    if params.hint_template and (todo := rounds.unsolved(rows, records)):
-        hint, hint_stats = await _pass(
-            config,
-            endpoint,
-            [rounds.hinted(row, params.hint_template) for row in todo],
-            replace(request, n=params.hint_samples),
-            Path(out.progress(f"train-{rounds.ROUND_HINT}")),
+    hint = params.hint_template or ""
+    extra_rounds = (  # (round, samples per prompt, progress label, the prompt row it asks)
+        (rounds.ROUND_MORE, params.unsolved_extra_samples, "sample unsolved", lambda r: r),
+        (
+            rounds.ROUND_HINT,
+            params.hint_samples if hint else 0,
             "rationalize",
+            lambda r: rounds.hinted(r, hint),
+        ),
+    )
+    for name, n, label, ask in extra_rounds:
+        todo = rounds.unsolved(rows, records) if n else []
+        if not todo:
+            continue
+        added, added_stats = await _pass(
+            config,
+            endpoint,
+            [ask(row) for row in todo],
+            replace(request, n=n),
+            Path(out.progress(f"train-{name}")),
+            label,
         )
-        records = rounds.merge(records, hint, rounds.ROUND_HINT)
-        stats = stats + hint_stats
-        extra.update(rounds.round_metrics(first, hint, rounds.ROUND_HINT))
+        records = rounds.merge(records, added, name)
+        stats = stats + added_stats
+        extra.update(rounds.round_metrics(first, added, name))
     result = filters.apply(config.filter, config.min_reward, to_samples(records))
     atomic_write_jsonl(out.samples, sample_rows(records, result))
     atomic_write_jsonl(out.sft_dataset, sft_rows(records, result, config.prompt_format))

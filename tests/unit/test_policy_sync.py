@@ -110,16 +110,21 @@ class Server:
         return Answer()
 
 
+def watched(tmp_path: Path) -> ServeConfig:
+    """A long-lived sampler's config whose policy file and loaded folder are in tmp_path."""
+    return ServeConfig(
+        model_path="/base",
+        policy_file=str(tmp_path / "policy.json"),
+        loaded_dir=str(tmp_path / "loaded"),
+    )
+
+
 def test_a_policy_asked_for_while_the_server_starts_is_loaded_not_just_reported(
     tmp_path: Path,
 ) -> None:
     """The race seen in the end-to-end run: the sampler started on policy A; the next scoring
     Job asked for B before the server was up. B must be loaded, not reported as loaded."""
-    config = ServeConfig(
-        model_path="/base",
-        policy_file=str(tmp_path / "policy.json"),
-        loaded_dir=str(tmp_path / "loaded"),
-    )
+    config = watched(tmp_path)
     request_policy(config.policy_file or "", "/a")
     watcher = PolicyWatcher(config, "pod-1", started_on="/a")
     request_policy(config.policy_file or "", "/b")  # while vLLM is still starting
@@ -133,11 +138,7 @@ def test_a_policy_asked_for_while_the_server_starts_is_loaded_not_just_reported(
 
 
 def test_a_server_started_on_the_asked_policy_reports_it_without_a_reload(tmp_path: Path) -> None:
-    config = ServeConfig(
-        model_path="/base",
-        policy_file=str(tmp_path / "policy.json"),
-        loaded_dir=str(tmp_path / "loaded"),
-    )
+    config = watched(tmp_path)
     request_policy(config.policy_file or "", "/a")
     watcher = PolicyWatcher(config, "pod-1", started_on="/a")
     server = Server()
