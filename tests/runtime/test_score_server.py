@@ -311,6 +311,18 @@ def test_serve_command_line() -> None:
     assert "0.5" in vllm_args(cuda) and "VLLM_CPU_KVCACHE_SPACE" not in vllm_env(cuda, {})
 
 
+def test_small_cpu_pods_compute_on_every_core() -> None:
+    """vLLM would keep one of a small pod's cores for its front end; a big node keeps its
+    own NUMA-aware binding, and a binding the user set wins."""
+    config = ServeConfig(model_path="/m")
+    assert vllm_env(config, {}, cpu_ids=[0, 1])["VLLM_CPU_OMP_THREADS_BIND"] == "0,1"
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in vllm_env(config, {}, cpu_ids=list(range(64)))
+    user = {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+    assert vllm_env(config, user, cpu_ids=[0, 1])["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    cuda = ServeConfig(model_path="/m", device="cuda")
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in vllm_env(cuda, {}, cpu_ids=[0])
+
+
 def perturbed_copy(model: Path, out: Path) -> Path:
     """The model with layer 0's input norm zeroed: other weights, other KV, other answers."""
     from safetensors.torch import load_file, save_file
