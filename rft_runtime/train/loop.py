@@ -30,6 +30,7 @@ from .failure import TrainFailure
 from .loading import (
     DTYPES,
     check_model_dir,
+    cpu_autocast,
     deepspeed_config,
     load_model,
     load_tokenizer,
@@ -75,12 +76,14 @@ class Trainer:
         self.cfg = cfg
         self.paths = IterationPaths(cfg.output_dir)
         self.state_dir = Path(self.paths.train_state)
+        self.bf16_autocast = False  # set in run(), once the device is known
 
     # -- one micro-batch -------------------------------------------------------------------
     def micro_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         tokens = float(batch["attention_mask"].sum())
-        out = self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        with self.autocast():
+            out = self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         if self.cfg.method == "sft":
             loss = sft_loss(out.logits, batch["labels"])
             self.engine.backward(loss)
@@ -107,11 +110,15 @@ class Trainer:
         args = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         logits: torch.Tensor
         if self.reference is None:
-            with self.engine.module.disable_adapter():
+            with self.engine.module.disable_adapter(), self.autocast():
                 logits = self.engine.module(**args).logits
         else:
-            logits = self.reference(**args).logits
+            with self.autocast():
+                logits = self.reference(**args).logits
         return logits
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_autocast)
 
     # -- checkpoints -----------------------------------------------------------------------
     def save_state(self, step: int, history: list[dict[str, float]]) -> None:
@@ -186,6 +193,7 @@ class Trainer:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = torch.device(accelerator.device_name(local_rank))
         _setup_threads(device_type)
+        self.bf16_autocast = cpu_autocast(cfg.precision, device_type)
         precision = resolve_precision(cfg.precision, device_type)
         dtype = DTYPES[precision]
 
@@ -246,7 +254,7 @@ class Trainer:
         metrics = {
             "method": cfg.method,
             "mode": cfg.mode,
-            "precision": precision,
+            "precision": precision + ("+bf16-autocast" if self.bf16_autocast else ""),
             "world_size": self.world,
             "steps": self.total_steps,
             "steps_this_run": self.total_steps - start_step,
