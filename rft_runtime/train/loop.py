@@ -296,7 +296,8 @@ class Trainer:
         keys = [k for k in stats[0] if k != "tokens"]
         local = [sum(s[k] for s in stats) / len(stats) for k in keys]
         local.append(sum(s["tokens"] for s in stats))
-        values = torch.tensor(local, dtype=torch.float64)
+        # on the training device: NCCL (GPU ranks) reduces no CPU tensors
+        values = torch.tensor(local, dtype=torch.float64, device=self.device)
         dist.all_reduce(values)
         record: dict[str, Any] = {"step": step, "epoch": epoch}
         for i, key in enumerate(keys):
