@@ -25,9 +25,9 @@ from typing import Any
 
 from rft_runtime.bundled_models import cache_root
 from rft_runtime.config.live import LiveProgress
-from rft_runtime.config.paths import OPS_CACHE, STORAGE_MOUNT, VLLM_CACHE, RunPaths
+from rft_runtime.config.paths import OPS_CACHE, STORAGE_MOUNT, RunPaths
 from rft_runtime.files import atomic_write_json
-from rft_runtime.train.ops_cache import copy_builds, copy_compiled
+from rft_runtime.train.ops_cache import copy_builds
 
 from . import api
 from .client import NotFound
@@ -58,7 +58,6 @@ TERMINAL = ("Succeeded", "Failed")
 
 # the run storage's ops cache, relative to the claim's folder
 OPS_CACHE_IN_STORAGE = Path(OPS_CACHE).relative_to(STORAGE_MOUNT).parts
-VLLM_IN_STORAGE = Path(VLLM_CACHE).relative_to(STORAGE_MOUNT).parts
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -269,22 +268,17 @@ class LocalExecutor:
         for sig in previous:
             signal.signal(sig, _interrupt)
         started = time.monotonic()
-        storage = Path(self.kubelet.node.claims[self.spec.storage.pvc])
-        run_ops = storage.joinpath(*OPS_CACHE_IN_STORAGE)
-        run_vllm = storage.joinpath(*VLLM_IN_STORAGE)
-        user_ops, user_vllm = cache_root() / "torch_extensions", cache_root() / "vllm"
-        # built by an earlier run: no DeepSpeed op rebuild, no vLLM recompile (~60 s on CPU)
-        copy_builds(user_ops, run_ops)
-        copy_compiled(user_vllm, run_vllm)
+        run_ops = Path(self.kubelet.node.claims[self.spec.storage.pvc], *OPS_CACHE_IN_STORAGE)
+        user_ops = cache_root() / "torch_extensions"
+        copy_builds(user_ops, run_ops)  # DeepSpeed ops built by an earlier run: no rebuild
         try:
             return asyncio.run(self._run())
         finally:
+            copy_builds(run_ops, user_ops)
             if self.console is not None:
                 self.console.clear()
             with contextlib.suppress(KeyboardInterrupt):
                 self.kubelet.stop_all()
-            copy_builds(run_ops, user_ops)  # once every pod is stopped: only finished builds
-            copy_compiled(run_vllm, user_vllm)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.echo(f"- local run: {time.monotonic() - started:.0f} s in this invocation")

@@ -58,23 +58,6 @@ def copy_builds(source: Path, target: Path) -> int:
     return copied
 
 
-def copy_compiled(source: Path, target: Path) -> int:
-    """Copy vLLM's compiled-model folders (`torch_compile_cache/<kind>/<hash>`) that `target`
-    lacks, each renamed into place whole; how many were copied. A folder is keyed by a hash
-    of the model config and vLLM's settings, so a mismatching one is simply never read; one
-    without its compiled artifact (`rank_*/...`, written last) is unfinished and skipped."""
-    if not source.is_dir():
-        return 0
-    copied = 0
-    for entry in sorted(source.glob("torch_compile_cache/*/*")):
-        finished = any(f.is_file() for f in entry.glob("rank_*/*"))
-        if finished and not (target / entry.relative_to(source)).exists():
-            with contextlib.suppress(OSError):
-                _copy_into(entry, source, target)
-                copied += 1
-    return copied
-
-
 def restore() -> None:
     """Copy cached builds into this pod's extensions folder (before DeepSpeed starts)."""
     folders = _folders()

@@ -53,23 +53,3 @@ def test_a_local_run_seeds_its_cache_from_the_users_and_gives_new_builds_back(
     assert ops_cache.copy_builds(user, fresh) == 1
     assert (fresh / "py311_cpu" / "cpu_adam" / "cpu_adam.so").exists()
     assert ops_cache.copy_builds(user, fresh) == 0  # what is there stays
-
-
-def test_compiled_sampler_models_travel_whole_and_only_when_finished(tmp_path: Path) -> None:
-    """vLLM's compiled model (a hash folder, its artifact under rank_*/ written last): a new
-    run's sampler loads it instead of compiling again (~60 s on CPU)."""
-    user, run = tmp_path / "user", tmp_path / "run"
-    done = user / "torch_compile_cache" / "torch_aot_compile" / "06a3"
-    (done / "inductor_cache" / "bb").mkdir(parents=True)
-    (done / "inductor_cache" / "bb" / "kernel.py").write_text("k")
-    (done / "rank_0_0").mkdir()
-    (done / "rank_0_0" / "model").write_bytes(b"aot")
-    unfinished = user / "torch_compile_cache" / "torch_aot_compile" / "77ff"
-    (unfinished / "inductor_cache").mkdir(parents=True)
-    assert ops_cache.copy_compiled(user, run) == 1
-    copied = run / done.relative_to(user)
-    assert (copied / "rank_0_0" / "model").read_bytes() == b"aot"
-    assert (copied / "inductor_cache" / "bb" / "kernel.py").read_text() == "k"
-    assert not (run / unfinished.relative_to(user)).exists()
-    assert ops_cache.copy_compiled(user, run) == 0  # already there: nothing copied twice
-    assert ops_cache.copy_compiled(tmp_path / "missing", run) == 0
