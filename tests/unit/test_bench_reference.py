@@ -124,4 +124,4 @@ def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
     assert plain.filter.drop_easy_above is None
     assert plain.filter.max_per_prompt == spec.filter.max_per_prompt  # the recipe's own sizes
     assert plain.sampler.samples_per_prompt == spec.sampler.samples_per_prompt
-    assert plain_recipe(spec) == (spec, [])
+    assert plain_recipe(plain) == (plain, [])  # nothing left to strip
