@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 SYSTEM = "Reply with the number only."
+QUESTION = "{a} + {b} = ?"
 
 
-def prompts(count: int, template: str = "{a} + {b} = ?") -> list[dict[str, str]]:
+def prompts(count: int, template: str = QUESTION) -> list[dict[str, str]]:
     rng = random.Random(0)
     rows = []
     for i in range(count):
@@ -215,7 +216,7 @@ def main() -> None:
     parser.add_argument("--system", default=SYSTEM, help="system prompt ('' for none)")
     parser.add_argument(
         "--question",
-        default="{a} + {b} = ?",
+        default=QUESTION,
         help="question template; the arithmetic example's is 'What is {a} + {b}?'",
     )
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)

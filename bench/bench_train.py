@@ -26,7 +26,7 @@ from rft_runtime.bundled_models import prepare
 from rft_runtime.commands import train_command
 from rft_runtime.config.jobs import TrainJobConfig
 from rft_runtime.train import data as D
-from rft_runtime.train.loading import load_tokenizer, policy_model
+from rft_runtime.train.loading import cpu_autocast, load_tokenizer, policy_model
 from rft_runtime.train.losses import sft_loss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,9 +62,10 @@ def deepspeed_run(config_path: Path, workdir: Path, gpus: int = 0) -> dict:
 
 
 def plain_run(cfg: TrainJobConfig, gpus: int = 0) -> dict:
-    """The same steps with no DeepSpeed: PEFT model, torch AdamW, no checkpoints (on a GPU:
-    bf16 autocast, as the Job's precision auto does there)."""
+    """The same steps with no DeepSpeed: PEFT model, torch AdamW, no checkpoints, under bf16
+    autocast wherever the Job's precision auto uses it (GPU, or a CPU with native bf16)."""
     device = torch.device("cuda" if gpus else "cpu")
+    autocast = bool(gpus) or cpu_autocast("auto", device.type)
     tokenizer = load_tokenizer(cfg.init_model_path)
     dataset = D.tokenize(D.read_rows(cfg.dataset_path), tokenizer, "sft", cfg.max_seq_len)
     torch.manual_seed(cfg.seed)
@@ -78,7 +79,7 @@ def plain_run(cfg: TrainJobConfig, gpus: int = 0) -> dict:
         for indices in D.length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch):
             batch = D.batch_for(dataset.examples, indices, tokenizer.pad_token_id)
             batch = {k: v.to(device) for k, v in batch.items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(gpus)):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             loss = sft_loss(out.logits, batch["labels"])
             loss.backward()
