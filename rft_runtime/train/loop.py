@@ -45,6 +45,8 @@ log = logging.getLogger("rft.train")
 
 def prepare_data(cfg: TrainJobConfig, tokenizer: Any) -> D.Dataset:
     """Read and tokenize; an empty or unusable dataset is an error that names the knob."""
+    if cfg.dataset_path is None or cfg.method == "grpo":
+        raise TrainFailure("InvalidConfig", f"method {cfg.method} has no dataset_path")
     rows = D.read_rows(cfg.dataset_path)
     if not rows:
         raise TrainFailure(
