@@ -11,7 +11,7 @@ import copy
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -65,7 +65,8 @@ def merged_state_dict(module: Any, dtype: torch.dtype) -> tuple[Any, dict[str, t
                 key = f"{name}.weight"
                 merged = weights[key].float()
                 for adapter in layer.active_adapters:
-                    merged = merged + layer.get_delta_weight(adapter).float()
+                    delta: torch.Tensor = cast(Any, layer).get_delta_weight(adapter)
+                    merged = merged + delta.float()
                 weights[key] = merged
     state = {k: v.to(dtype).clone() for k, v in weights.items()}
     if getattr(base.config, "tie_word_embeddings", False):

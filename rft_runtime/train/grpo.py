@@ -7,7 +7,7 @@
   exp(logp - old_logp)), an optional k3 KL penalty against a reference policy, aggregated
   per token or per sequence.
 - `step_prompts`: which prompts a step takes (deterministic from seed and step, so a resumed
-  run takes the same ones).
+  run takes the same ones; distinct within a step).
 
 The std is the population std of the group (ddof 0): rewards [1, 0] give advantages
 [+1, -1] up to eps.
@@ -140,19 +140,17 @@ def grpo_loss(
 
 def step_prompts(n_prompts: int, per_step: int, seed: int, step: int) -> list[int]:
     """The prompt indices of global step `step`: passes over a seeded shuffle of all prompts,
-    each pass shuffled anew; the same (seed, step) always gives the same prompts."""
+    reshuffled each pass, whole steps only (the remainder of a pass waits for another pass),
+    so a step never repeats a prompt unless it asks for more than there are. The same
+    (seed, step) always gives the same prompts."""
     if n_prompts < 1:
         raise ValueError("no prompts")
-    picked: list[int] = []
-    position = step * per_step
-    while len(picked) < per_step:
-        epoch, offset = divmod(position, n_prompts)
-        order = list(range(n_prompts))
-        random.Random(seed * 1_000_003 + epoch).shuffle(order)
-        take = min(per_step - len(picked), n_prompts - offset)
-        picked += order[offset : offset + take]
-        position += take
-    return picked
+    steps_per_pass = max(n_prompts // per_step, 1)
+    epoch, index = divmod(step, steps_per_pass)
+    order = list(range(n_prompts))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    start = index * per_step
+    return [order[(start + i) % n_prompts] for i in range(per_step)]
 
 
 def rank_share(items: Sequence[int], world: int, rank: int) -> list[int]:

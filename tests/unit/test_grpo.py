@@ -147,14 +147,18 @@ def test_micro_batches_with_the_batch_total_add_up_to_the_whole_batch() -> None:
         assert float(parts[0] + parts[1]) == pytest.approx(whole.item())
 
 
-def test_step_prompts_are_deterministic_and_cover_every_prompt_per_pass() -> None:
-    first = [step_prompts(10, 4, seed=3, step=s) for s in range(5)]
-    assert first == [step_prompts(10, 4, seed=3, step=s) for s in range(5)]  # resumed run
-    flat = [i for step in first for i in step]
-    assert sorted(flat[:10]) == list(range(10))  # pass 0 covers all, then pass 1 begins
-    assert sorted(flat[10:20]) == list(range(10))
+def test_step_prompts_are_deterministic_and_distinct_within_a_pass() -> None:
+    first = [step_prompts(10, 4, seed=3, step=s) for s in range(6)]
+    assert first == [step_prompts(10, 4, seed=3, step=s) for s in range(6)]  # resumed run
+    for step in first:
+        assert len(set(step)) == 4  # no prompt twice in a step
+    # 10 prompts, 4 a step: a pass is 2 steps (8 distinct prompts), then a new shuffle
+    assert len(set(first[0] + first[1])) == 8
+    assert len(set(first[2] + first[3])) == 8
+    assert first[2:4] != first[0:2]
     assert step_prompts(10, 4, seed=4, step=0) != first[0]
-    assert len(step_prompts(3, 8, seed=0, step=0)) == 8  # more per step than prompts: wraps
+    wrapped = step_prompts(3, 8, seed=0, step=0)  # more per step than prompts: wraps
+    assert len(wrapped) == 8 and set(wrapped) == {0, 1, 2}
 
 
 def test_rank_share_gives_every_rank_the_same_count() -> None:
