@@ -12,8 +12,10 @@ One step t (1-based) of an iteration:
 
 With `async`, the batch of step t+1 is sampled (from policy t-1) while step t trains; it is
 collected before policy t is published, so no batch mixes two policies. The policy lag is
-then 1, and the loss takes the lagged samples as they are (ratio 1 to the trainee's own
-log-probs): no importance correction.
+then 1; the sampler reports the tokens it sampled and their log-probabilities, and the
+clipped ratio exp(log pi_trainee - log pi_sampler) corrects for the lag (PPO's importance
+weight). Synchronous steps train on the completions re-tokenised like SFT data, with the
+trainee as its own old policy (ratio 1).
 
 The last policy is written to checkpoint/ exactly as SFT writes it and handed to the
 sampler, so evaluation, best checkpoint and status work unchanged. The training state is
@@ -66,6 +68,7 @@ from .loop import Trainer
 
 log = logging.getLogger("rft.train.grpo")
 KEEP_POLICIES = 2  # published step folders kept (the sampler may still be loading the older)
+MIN_LOGPROB = -100.0  # below: vLLM's floor for a log-probability it did not have
 
 
 class GrpoTrainer(Trainer):
@@ -104,30 +107,64 @@ class GrpoTrainer(Trainer):
         ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return [*ids, self.tokenizer.eos_token_id] if finish_reason == "stop" else ids
 
-    def sequences(self, batch: Batch) -> tuple[list[D.Sequence], list[float], int]:
-        """Token sequences, their advantages, and the batch's completion-token count."""
+    def sequences(
+        self, batch: Batch
+    ) -> tuple[list[D.Sequence], list[float], int, list[list[float] | None]]:
+        """Token sequences, their advantages, the batch's completion-token count, and per
+        sequence the sampling policy's log-probability of each token (NaN where unknown),
+        when the sampler reported the tokens it sampled (async)."""
         params = self.job.params
         seqs: list[D.Sequence] = []
         advantages: list[float] = []
+        olds: list[list[float] | None] = []
+        eos = self.tokenizer.eos_token_id
         for group in batch.groups:
             prompt = self.prompt_ids(group.row.prompt)
             adv = group_advantages(group.rewards, params.group_size, params.scale_by_std)
-            for text, finish, a in zip(group.texts, group.finish_reasons, adv, strict=True):
-                seq, _ = D.encode(prompt, self.completion_ids(text, finish), self.cfg.max_seq_len)
+            for index, (text, finish, a) in enumerate(
+                zip(group.texts, group.finish_reasons, adv, strict=True)
+            ):
+                old: list[float] | None = None
+                if group.tokens is not None:  # exactly what was sampled
+                    ids, logps = list(group.tokens[index][0]), list(group.tokens[index][1])
+                    if finish == "stop" and (not ids or ids[-1] != eos):
+                        ids, logps = [*ids, eos], [*logps, math.nan]
+                    old = [math.nan] * len(prompt) + [
+                        lp if lp > MIN_LOGPROB else math.nan for lp in logps
+                    ]
+                    old = old[: self.cfg.max_seq_len]
+                else:
+                    ids = self.completion_ids(text, finish)
+                seq, _ = D.encode(prompt, ids, self.cfg.max_seq_len)
                 if seq is None:  # no completion token fits: it still counts, with no loss
-                    ids = prompt[: self.cfg.max_seq_len]
-                    seq = D.Sequence(ids, [D.IGNORE] * len(ids))
+                    cut = prompt[: self.cfg.max_seq_len]
+                    seq, old = D.Sequence(cut, [D.IGNORE] * len(cut)), None
                 seqs.append(seq)
                 advantages.append(a)
+                olds.append(old)
         tokens = sum(sum(1 for label in s.labels[1:] if label != D.IGNORE) for s in seqs)
-        return seqs, advantages, tokens
+        return seqs, advantages, tokens, olds
+
+    def old_logps(self, olds: list[list[float] | None], logps: torch.Tensor) -> torch.Tensor:
+        """The sampling policy's log-probabilities aligned with `logps` ([rows, length - 1]:
+        position j predicts token j + 1); the trainee's own (detached) where unknown."""
+        current = logps.detach()
+        if all(old is None for old in olds):
+            return current
+        table = torch.full(current.shape, math.nan, dtype=current.dtype)
+        for row, old in enumerate(olds):
+            if old is not None and len(old) > 1:
+                values = torch.tensor(old[1:], dtype=current.dtype)[: table.size(1)]
+                table[row, : values.numel()] = values
+        table = table.to(current.device)
+        return torch.where(torch.isnan(table), current, table)
 
     # -- one step --------------------------------------------------------------------------
     def train_on(self, batch: Batch) -> dict[str, float]:
         """One optimizer step over the batch: micro-batches add up to the whole batch's loss
         (each divided by the batch's token or sequence count, DeepSpeed averages over ranks)."""
         params = self.job.params
-        seqs, advantages, tokens = self.sequences(batch)
+        seqs, advantages, tokens, olds = self.sequences(batch)
         total = float(tokens) if params.loss_aggregation == "token" else float(len(seqs))
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i].input_ids))
         size = self.cfg.batch_size
@@ -149,9 +186,11 @@ class GrpoTrainer(Trainer):
             if use_kl:
                 with torch.no_grad():
                     ref, _ = token_logps(self.reference_logits(micro), micro["labels"])
+            # sync: the sampling policy is the trainee (ratio 1); async: the sampler's
+            old = self.old_logps([olds[i] for i in chunk], logps)
             result = grpo_loss(
                 logps,
-                logps.detach(),  # one update per batch: the sampling policy is the trainee's
+                old,
                 adv,
                 mask,
                 params.clip_range,
@@ -278,7 +317,7 @@ class GrpoTrainer(Trainer):
             first_sync = self.publish(start_step)
         else:  # resumed after the last step: only the hand-over below is left
             first_sync = 0.0
-        sampler = GroupSampler(job)
+        sampler = GroupSampler(job, logprobs=params.async_)
         seconds = {GENERATION_SECONDS: 0.0, SCORING_SECONDS: 0.0, TRAINING_SECONDS: 0.0}
         seconds[POLICY_SYNC_SECONDS] = first_sync
         self.engine.train()

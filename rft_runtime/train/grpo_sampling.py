@@ -32,6 +32,9 @@ class Group:
     rewards: list[float]
     correct: list[bool]
     error: str | None = None  # the sampler rejected the prompt: no signal from this group
+    # async: what the sampler sampled, token by token, and each token's log-probability
+    # under the sampling policy (the importance ratio's denominator)
+    tokens: list[tuple[list[int], list[float]]] | None = None
 
 
 @dataclass
@@ -46,7 +49,9 @@ class Batch:
     scoring_seconds: float = 0.0  # summed time in the reward functions
 
 
-def group_of(row: PromptRow, record: dict[str, object], size: int) -> Group:
+def group_of(
+    row: PromptRow, record: dict[str, object], size: int, generation: Generation | None = None
+) -> Group:
     """A scored progress record as a group; a rejected or short answer carries no signal."""
     completions = record.get("completions")
     items = completions if isinstance(completions, list) else []
@@ -54,20 +59,23 @@ def group_of(row: PromptRow, record: dict[str, object], size: int) -> Group:
     if len(items) != size:
         why = str(error) if error else f"{len(items)} of {size} completions came back"
         return Group(row, [""] * size, ["error"] * size, [0.0] * size, [False] * size, why)
+    tokens = generation.extra.get("tokens") if generation is not None else None
     return Group(
         row,
         [str(c["text"]) for c in items],
         [c.get("finish_reason") for c in items],
         [float(c["reward"]) for c in items],
         [bool(c.get("correct")) for c in items],
+        tokens=tokens if isinstance(tokens, list) and len(tokens) == size else None,
     )
 
 
 class GroupSampler:
     """Batches of groups from the sampler, produced on a background event loop."""
 
-    def __init__(self, job: GrpoJob) -> None:
+    def __init__(self, job: GrpoJob, logprobs: bool = False) -> None:
         self.job = job
+        self.logprobs = logprobs
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="grpo-sampling")
         self.thread.daemon = True
@@ -110,6 +118,9 @@ class GroupSampler:
                 top_p=sampling.top_p,
                 max_tokens=sampling.max_tokens,
             )
+            if self.logprobs:  # the sampled tokens and their log-probabilities too
+                body["logprobs"] = True if path.startswith("chat") else 0
+                body["return_tokens_as_token_ids"] = True
             generation: Generation | None
             error = None
             async with limit:
@@ -121,7 +132,7 @@ class GroupSampler:
             record = await asyncio.to_thread(build_record, row, generation, job.rewards, error)
             batch.scoring_seconds += time.monotonic() - scored
             batch.tokens += generation.completion_tokens if generation else 0
-            return group_of(row, record, sampling.n)
+            return group_of(row, record, sampling.n, generation)
 
         try:
             async with asyncio.TaskGroup() as tasks:

@@ -3,10 +3,12 @@ how a scored group becomes token sequences and advantages, and what a rejected p
 
 from __future__ import annotations
 
+import math
 import string
 from typing import Any
 
 import pytest
+import torch
 
 from rft_runtime.config.jobs import (
     Endpoint,
@@ -96,7 +98,7 @@ def test_a_group_becomes_sequences_with_its_advantages(tokenizer: Any) -> None:
             Group(row, ["6", "6"], ["stop", "stop"], [1.0, 1.0], [True, True]),
         ],
     )
-    seqs, advantages, tokens = t.sequences(batch)
+    seqs, advantages, tokens, olds = t.sequences(batch)
     assert advantages == pytest.approx([1.0, -1.0, 0.0, 0.0], abs=1e-5)
     prompt = "[user]Q: 5+1[assistant]"  # the prompt template, through the chat template
     first = seqs[0]
@@ -106,14 +108,15 @@ def test_a_group_becomes_sequences_with_its_advantages(tokenizer: Any) -> None:
     assert cut.input_ids[-1] != tokenizer.eos_token_id
     assert len(cut.input_ids) == len(prompt) + len("7 and on")
     assert tokens == 2 + len("7 and on") + 2 + 2  # completion tokens with their EOS
+    assert olds == [None] * 4  # sync: no sampler log-probabilities, the trainee is the old
 
 
 def test_a_completion_that_does_not_fit_still_counts_without_loss(tokenizer: Any) -> None:
     t = trainer(tokenizer)
     long_prompt = PromptRow("9", "x" * 80, "1")
     batch = Batch(1, 0, [Group(long_prompt, ["1", "2"], ["stop", "stop"], [1.0, 0.0], [1, 0])])
-    seqs, advantages, tokens = t.sequences(batch)
-    assert len(seqs) == 2 and tokens == 0 and advantages[0] > 0
+    seqs, advantages, tokens, olds = t.sequences(batch)
+    assert len(seqs) == 2 and tokens == 0 and advantages[0] > 0 and olds == [None, None]
     assert all(label == D.IGNORE for s in seqs for label in s.labels)
     assert all(len(s.input_ids) == 64 for s in seqs)
 
@@ -135,3 +138,38 @@ def test_a_rejected_prompt_is_a_group_without_signal() -> None:
     )
     assert ok.texts == ["a", "b"] and ok.rewards == [1.0, 0.2] and ok.error is None
     assert ok.finish_reasons == ["stop", "length"] and ok.correct == [True, False]
+
+
+def test_async_trains_the_sampled_tokens_against_the_samplers_logprobs(tokenizer: Any) -> None:
+    t = trainer(tokenizer)
+    row = PromptRow("5", "5+1", "6")
+    eos = tokenizer.eos_token_id
+    six, seven = tokenizer.convert_tokens_to_ids(["6", "7"])
+    sampled = [([six, eos], [-0.5, -0.1]), ([seven, seven], [-2.0, -9999.0])]
+    group = Group(row, ["6", "77"], ["stop", "length"], [1.0, 0.0], [True, False], None, sampled)
+    seqs, _, tokens, olds = t.sequences(Batch(1, 0, [group]))
+    prompt = len("[user]Q: 5+1[assistant]")
+    assert seqs[0].input_ids[prompt:] == [six, eos] and seqs[1].input_ids[prompt:] == [seven] * 2
+    assert tokens == 4
+    first, second = olds
+    assert first is not None and second is not None
+    assert first[prompt:] == [-0.5, -0.1] and all(math.isnan(x) for x in first[:prompt])
+    assert second[prompt] == -2.0 and math.isnan(second[prompt + 1])  # vLLM's floor: unknown
+    # aligned with token_logps: position j predicts token j + 1
+    current = torch.zeros(2, len(seqs[0].input_ids) - 1) - 3.0
+    old = t.old_logps(olds, current)
+    assert old[0, prompt - 1].item() == -0.5 and old[0, prompt].item() == pytest.approx(-0.1)
+    assert old[1, prompt - 1].item() == -2.0
+    assert old[1, prompt].item() == -3.0 and old[0, 0].item() == -3.0  # unknown: the trainee's
+
+
+def test_a_stop_without_eos_in_the_sampled_tokens_gets_one(tokenizer: Any) -> None:
+    t = trainer(tokenizer)
+    six = tokenizer.convert_tokens_to_ids("6")
+    sampled = [([six], [-0.5]), ([six], [-0.5])]
+    group = Group(
+        PromptRow("5", "5+1", "6"), ["6", "6"], ["stop"] * 2, [1.0, 1.0], [1, 1], None, sampled
+    )
+    seqs, _, _, olds = t.sequences(Batch(1, 0, [group]))
+    assert seqs[0].input_ids[-1] == tokenizer.eos_token_id
+    assert olds[0] is not None and math.isnan(olds[0][-1])
