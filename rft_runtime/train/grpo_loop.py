@@ -287,10 +287,12 @@ class GrpoTrainer(Trainer):
         save_policy_copy(self.engine, self.cfg, self.tokenizer, self.dtype, folder)
         dist.barrier()
         self.serve(str(folder))
+        seconds = time.monotonic() - start
         if self.rank == 0:
+            log.info("published %s (served after %.1f s)", folder, seconds)
             for old in sorted(self.policy_root.glob("step-*"), key=_step_of)[:-KEEP_POLICIES]:
                 shutil.rmtree(old, ignore_errors=True)
-        return time.monotonic() - start
+        return seconds
 
     # -- the job ---------------------------------------------------------------------------
     def run(self) -> TrainSummary:
