@@ -59,6 +59,12 @@ def record_score(
             primary = primary_score(scores, [s.name for s in ev.sets], ev.pass_at_k)
         if k == 0:
             status.baseline = BaselineStatus(eval_score=primary, eval_scores=scores)
+            if not does_sample(spec, k) and EVALUATION_SECONDS in summary.seconds:  # grpo
+                first = record(status, 0)
+                first.durations = {
+                    **(first.durations or {}),
+                    BASELINE_EVALUATION: summary.seconds[EVALUATION_SECONDS],
+                }
         else:
             done = record(status, k - 1)
             done.eval_score, done.eval_scores = primary, scores

@@ -108,6 +108,7 @@ def test_the_status_records_what_the_training_job_sampled() -> None:
         assert item.durations[GENERATION_SECONDS] == 12.0
         assert item.durations[POLICY_SYNC_SECONDS] == 6.0
         assert item.eval_score == pytest.approx(0.1 + 0.2 * (item.index + 1))
+    assert (items[0].durations or {}).get("baselineEvaluation") == 5.0  # kept without sampling
     best = backend.run.status.best
     assert best is not None and best.iteration == 2
 
