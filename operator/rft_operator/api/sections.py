@@ -453,9 +453,10 @@ class LocalObjectReference(ApiModel):
 
 
 class SandboxSpec(ApiModel):
-    """What the scoring pod's container may do so that the reward sandbox (bubblewrap: user,
-    mount, PID and network namespaces) can be built. Applies only to runs with `code` or
-    `python` rewards; other containers keep RuntimeDefault."""
+    """What the scoring pod's container (and a grpo training pod's, which scores too) may do
+    so that the reward sandbox (bubblewrap: user, mount, PID and network namespaces) can be
+    built. Applies only to runs with `code` or `python` rewards; other containers keep
+    RuntimeDefault."""
 
     model_config = ConfigDict(
         json_schema_extra=rules(
