@@ -58,7 +58,7 @@ def grpo_config(tmp: Path, model: Path, server: Server, data: Path, **grpo: Any)
             },
             "prompts": {"path": str(data), "promptField": "question", "idField": "id"},
             "promptFormat": {"systemPrompt": "Reply with the number only."},
-            "sampling": {"n": 4, "temperature": 1.0, "maxTokens": 16},
+            "sampling": {"n": 4, "temperature": 1.0, "maxTokens": 48},
             "rewards": [{"name": "answer", "type": "math", "weight": 1.0}],
         },
     }
