@@ -63,7 +63,6 @@ def unsupported(spec: api.RFTRunSpec) -> list[str]:
         "training.method: dpo": t.method != "sft",
         "training.mode: full": t.mode != "lora",
         "training.gradientAccumulationSteps > 1": t.gradient_accumulation_steps != 1,
-        "filter.dropEasyAbove": f.drop_easy_above is not None,
         "filter.rejected": f.rejected != "none",
         "filter.nearDuplicates": f.near_duplicates is not None,
         "filter.language": f.language is not None,
@@ -73,6 +72,26 @@ def unsupported(spec: api.RFTRunSpec) -> list[str]:
         "evaluation.evaluateBase: false": ev is not None and not ev.evaluate_base,
     }
     return [name for name, used in checks.items() if used]
+
+
+def plain_recipe(spec: api.RFTRunSpec) -> tuple[api.RFTRunSpec, list[str]]:
+    """The spec without rft's learning levers, and which were set: the script a user would
+    write samples every prompt the same way at one temperature and keeps up to
+    maxPerPrompt correct answers of every prompt. Those levers are what is compared."""
+    s, f = spec.sampler, spec.filter
+    levers = {
+        "sampler.unsolvedExtraSamples": s.unsolved_extra_samples != 0,
+        "sampler.rationalize": s.rationalize is not None,
+        "sampler.temperatureSchedule": s.temperature_schedule is not None,
+        "filter.dropEasyAbove": f.drop_easy_above is not None,
+        "filter.minRewardSchedule": f.min_reward_schedule is not None,
+    }
+    sampler = s.model_copy(
+        update={"unsolved_extra_samples": 0, "rationalize": None, "temperature_schedule": None}
+    )
+    filters = f.model_copy(update={"drop_easy_above": None, "min_reward_schedule": None})
+    plain = spec.model_copy(update={"sampler": sampler, "filter": filters})
+    return plain, [name for name, used in levers.items() if used]
 
 
 def resolver(spec: api.RFTRunSpec, manifest: Path) -> Any:
@@ -368,7 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     wall_start = time.monotonic()
-    spec = load_spec(args.manifest)
+    spec, ignored = plain_recipe(load_spec(args.manifest))
     problems = unsupported(spec)
     if problems:
         raise SystemExit(
@@ -415,6 +434,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "manifest": str(args.manifest),
         "model": model_dir,
         "iterations_run": iterations,
+        "rft_levers_not_used": ignored,
         "train_prompts": len(train_rows),
         "eval_prompts": {k: len(v) for k, v in eval_sets.items()},
         "options": {

@@ -27,17 +27,18 @@ from typing import Any
 SYSTEM = "Reply with the number only."
 
 
-def prompts(count: int) -> list[dict[str, str]]:
+def prompts(count: int, template: str = "{a} + {b} = ?") -> list[dict[str, str]]:
     rng = random.Random(0)
     rows = []
     for i in range(count):
         a, b = rng.randint(10, 99), rng.randint(10, 99)
-        rows.append({"id": str(i), "question": f"{a} + {b} = ?", "answer": str(a + b)})
+        rows.append({"id": str(i), "question": template.format(a=a, b=b), "answer": str(a + b)})
     return rows
 
 
-def messages(row: dict[str, str]) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": row["question"]}]
+def messages(row: dict[str, str], system: str = SYSTEM) -> list[dict[str, str]]:
+    user = [{"role": "user", "content": row["question"]}]
+    return [{"role": "system", "content": system}, *user] if system else user
 
 
 def free_port() -> int:
@@ -88,7 +89,7 @@ def phase_server(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     "model": "policy",
                     "concurrency": args.concurrency,
                 },
-                "promptFormat": {"systemPrompt": SYSTEM},
+                "promptFormat": {"systemPrompt": args.system or None},
                 "train": {"path": str(work / "prompts.jsonl"), "promptField": "question"},
                 "sampling": {"n": args.n, "temperature": 1.0, "maxTokens": args.max_tokens},
                 "rewards": [{"name": "answer", "type": "math"}],
@@ -126,10 +127,10 @@ def phase_offline(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from vllm import LLM, SamplingParams
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
-    rows = prompts(args.prompts)
+    rows = prompts(args.prompts, args.question)
     llm = LLM(model=args.model, max_model_len=args.max_model_len, dtype="auto")
     params = SamplingParams(n=args.n, temperature=1.0, top_p=1.0, max_tokens=args.max_tokens)
-    conversations = [messages(r) for r in rows]
+    conversations = [messages(r, args.system) for r in rows]
     runs = []
     for _ in range(args.repeats + 1):
         start = time.monotonic()
@@ -156,7 +157,9 @@ def phase_transformers(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     dtype = getattr(torch, args.hf_dtype)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).eval()
     texts = [
-        tokenizer.apply_chat_template(messages(r), tokenize=False, add_generation_prompt=True)
+        tokenizer.apply_chat_template(
+            messages(r, args.system), tokenize=False, add_generation_prompt=True
+        )
         for r in rows
     ]
     runs = []
@@ -209,6 +212,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--hf-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--phases", default="server,offline,transformers")
+    parser.add_argument("--system", default=SYSTEM, help="system prompt ('' for none)")
+    parser.add_argument(
+        "--question",
+        default="{a} + {b} = ?",
+        help="question template; the arithmetic example's is 'What is {a} + {b}?'",
+    )
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -226,7 +235,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rft-bench-") as scratch:
         work = Path(scratch)
         with (work / "prompts.jsonl").open("w") as handle:
-            for row in prompts(args.prompts):
+            for row in prompts(args.prompts, args.question):
                 handle.write(json.dumps(row) + "\n")
         shared = (
             "prompts",
@@ -238,6 +247,8 @@ def main() -> None:
             "concurrency",
             "repeats",
             "hf_dtype",
+            "system",
+            "question",
         )
         passthrough = [
             item for k in shared for item in (f"--{k.replace('_', '-')}", str(getattr(args, k)))

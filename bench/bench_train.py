@@ -44,11 +44,11 @@ def write_dataset(path: Path, rows: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def deepspeed_run(config_path: Path, workdir: Path) -> dict:
+def deepspeed_run(config_path: Path, workdir: Path, gpus: int = 0) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = train_command(str(config_path), nodes=1, gpus_per_node=0, master_port=port,
+    cmd = train_command(str(config_path), nodes=1, gpus_per_node=gpus, master_port=port,
                         launcher=str(Path(sys.executable).parent / "deepspeed"))  # fmt: skip
     started = time.time()
     log = workdir / "train.log"
@@ -61,12 +61,14 @@ def deepspeed_run(config_path: Path, workdir: Path) -> dict:
     return metrics
 
 
-def plain_run(cfg: TrainJobConfig) -> dict:
-    """The same steps with no DeepSpeed: PEFT model, torch AdamW, no checkpoints."""
+def plain_run(cfg: TrainJobConfig, gpus: int = 0) -> dict:
+    """The same steps with no DeepSpeed: PEFT model, torch AdamW, no checkpoints (on a GPU:
+    bf16 autocast, as the Job's precision auto does there)."""
+    device = torch.device("cuda" if gpus else "cpu")
     tokenizer = load_tokenizer(cfg.init_model_path)
     dataset = D.tokenize(D.read_rows(cfg.dataset_path), tokenizer, "sft", cfg.max_seq_len)
     torch.manual_seed(cfg.seed)
-    model = policy_model(cfg, torch.float32)
+    model = policy_model(cfg, torch.float32).to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
@@ -75,7 +77,9 @@ def plain_run(cfg: TrainJobConfig) -> dict:
     for epoch in range(cfg.epochs):
         for indices in D.length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch):
             batch = D.batch_for(dataset.examples, indices, tokenizer.pad_token_id)
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(gpus)):
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             loss = sft_loss(out.logits, batch["labels"])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -92,8 +96,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--gpus", type=int, default=0, help="GPUs for both (0: CPU)")
+    parser.add_argument("--model", type=Path, help="model dir (default: the bundled SmolLM2)")
     args = parser.parse_args()
-    model = prepare("smollm2-135m")
+    model = args.model or prepare("smollm2-135m")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_dataset(work / "sft.jsonl", args.rows)
@@ -105,11 +111,13 @@ def main() -> None:
         )  # fmt: skip
         config_path = work / "config.json"
         config_path.write_text(cfg.model_dump_json(by_alias=True))
-        plain = plain_run(cfg)
-        ds = deepspeed_run(config_path, work)
+        plain = plain_run(cfg, args.gpus)
+        ds = deepspeed_run(config_path, work, args.gpus)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}",
+        f"threads, torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name(0)}" if args.gpus else ""),
+        "precision": ds.get("precision"),
         "rows": args.rows,
         "batch_size": args.batch,
         "steps": ds["steps"],

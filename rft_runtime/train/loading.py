@@ -26,7 +26,7 @@ def check_model_dir(path: str, knob: str) -> None:
 
 
 def resolve_precision(precision: str, device_type: str) -> str:
-    """auto: bf16 on a GPU that has it, fp32 on CPU (bf16 matmuls are slow there)."""
+    """auto: bf16 on a GPU that has it, else fp32 weights (see cpu_autocast for the CPU)."""
     if precision != "auto":
         return precision
     if device_type == "cuda" and torch.cuda.is_bf16_supported():

@@ -38,7 +38,7 @@ from .loading import (
     resolve_precision,
     saved_dtype,
 )
-from .losses import dpo_loss, sequence_logps, sft_loss
+from .losses import dpo_loss, first_scored_column, sequence_logps, sft_loss
 
 log = logging.getLogger("rft.train")
 
@@ -84,8 +84,16 @@ class Trainer:
     def micro_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         tokens = float(batch["attention_mask"].sum())
+        # only the columns a loss reads get logits (see first_scored_column)
+        start = first_scored_column(batch["labels"])
+        batch["labels"] = batch["labels"][:, start:]
+        keep = batch["input_ids"].size(1) - start
         with self.autocast():
-            out = self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            out = self.engine(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                logits_to_keep=keep,
+            )
         if self.cfg.method == "sft":
             loss = sft_loss(out.logits, batch["labels"])
             self.engine.backward(loss)
@@ -93,7 +101,7 @@ class Trainer:
             return {"loss": float(loss.detach()), "tokens": tokens}
         logps, _ = sequence_logps(out.logits, batch["labels"])
         with torch.no_grad():
-            ref_logps, _ = sequence_logps(self.reference_logits(batch), batch["labels"])
+            ref_logps, _ = sequence_logps(self.reference_logits(batch, keep), batch["labels"])
         half = logps.size(0) // 2
         loss, margin, accuracy = dpo_loss(
             logps[:half], logps[half:], ref_logps[:half], ref_logps[half:], self.cfg.beta
@@ -107,9 +115,13 @@ class Trainer:
             "accuracy": float(accuracy),
         }
 
-    def reference_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def reference_logits(self, batch: dict[str, torch.Tensor], keep: int) -> torch.Tensor:
         """LoRA: the same weights with the adapter off. Full: a frozen copy of the init model."""
-        args = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        args = {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            "logits_to_keep": keep,
+        }
         logits: torch.Tensor
         if self.reference is None:
             with self.engine.module.disable_adapter(), self.autocast():
@@ -310,7 +322,8 @@ class Trainer:
         keys = [k for k in stats[0] if k != "tokens"]
         local = [sum(s[k] for s in stats) / len(stats) for k in keys]
         local.append(sum(s["tokens"] for s in stats))
-        values = torch.tensor(local, dtype=torch.float64)
+        # on the training device: NCCL (GPU ranks) reduces no CPU tensors
+        values = torch.tensor(local, dtype=torch.float64, device=self.device)
         dist.all_reduce(values)
         record: dict[str, Any] = {"step": step, "epoch": epoch}
         for i, key in enumerate(keys):

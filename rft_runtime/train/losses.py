@@ -25,6 +25,17 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return -(nll * mask).sum(-1), mask.sum(-1)
 
 
+def first_scored_column(labels: torch.Tensor) -> int:
+    """The first position whose logits any row's loss reads (logits at t predict token t+1).
+
+    Prompts carry no loss, so the logits of the columns before this one need not be
+    computed: on short completions after a chat template that skips most of the vocabulary
+    projection (49k x 576 per token for SmolLM2).
+    """
+    scored = (labels != IGNORE).any(dim=0).nonzero()
+    return max(int(scored[0]) - 1, 0) if scored.numel() else 0
+
+
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood over all completion tokens of the micro-batch."""
     logps, counts = sequence_logps(logits, labels)

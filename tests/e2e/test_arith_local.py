@@ -8,6 +8,7 @@ run must still raise held-out pass@1 by at least 30 points."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import psutil
 import pytest
+import yaml
 
 from ..conftest import ROOT
 
@@ -170,8 +172,10 @@ def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: 
             for path in sorted(storage.glob("it-*/progress/eval-add.jsonl"))
         )
     ]
-    assert len(answers) == 3 and answers[1] != answers[2] and answers[0] != answers[1]
-    assert [i["index"] for i in result["iterations"]] == [0, 1]  # iterations.max = 2
+    iterations = yaml.safe_load(EXAMPLE.read_text())["spec"]["iterations"]["max"]
+    assert len(answers) == iterations + 1
+    assert all(before != after for before, after in itertools.pairwise(answers))
+    assert [i["index"] for i in result["iterations"]] == list(range(iterations))
     base = result["baseline"]["evalScores"]
     best = result["best"]
     gain = best["evalScore"] - base["add/pass@1"]
@@ -186,7 +190,7 @@ def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: 
 
     # every artifact is there, and `rft status` prints the table
     run_dir = workdir / "storage" / RUN
-    for k in (0, 1):
+    for k in range(iterations):
         for name in (
             "samples.jsonl",
             "sft.jsonl",
@@ -198,7 +202,7 @@ def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: 
             "eval/mul-guard.jsonl",
         ):
             assert (run_dir / f"it-{k}" / name).exists(), f"missing it-{k}/{name}"
-    assert (run_dir / "it-2" / "eval" / "add.jsonl").exists()  # the final evaluation
+    assert (run_dir / f"it-{iterations}" / "eval" / "add.jsonl").exists()  # final evaluation
     table = subprocess.run(
         [sys.executable, "-m", "rft_operator.cli", "status", str(workdir)],
         capture_output=True,

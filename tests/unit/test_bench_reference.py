@@ -14,6 +14,7 @@ from bench.bench_reference_loop import (
     collate,
     length_grouped,
     load_spec,
+    plain_recipe,
     resolver,
     select_kept,
     sft_example,
@@ -100,3 +101,27 @@ def test_the_example_needs_nothing_unsupported_but_dpo_is_refused() -> None:
     assert unsupported(spec) == []
     dpo = spec.model_copy(update={"training": spec.training.model_copy(update={"method": "dpo"})})
     assert unsupported(dpo) == ["training.method: dpo"]
+
+
+def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
+    spec = load_spec(EXAMPLE)
+    sampler = spec.sampler.model_copy(
+        update={"unsolved_extra_samples": 4, "temperature_schedule": [1.0, 0.7]}
+    )
+    tuned = spec.model_copy(
+        update={
+            "sampler": sampler,
+            "filter": spec.filter.model_copy(update={"drop_easy_above": 0.75}),
+        }
+    )
+    plain, ignored = plain_recipe(tuned)
+    assert ignored == [
+        "sampler.unsolvedExtraSamples",
+        "sampler.temperatureSchedule",
+        "filter.dropEasyAbove",
+    ]
+    assert plain.sampler.unsolved_extra_samples == 0 and plain.sampler.temperature_schedule is None
+    assert plain.filter.drop_easy_above is None
+    assert plain.filter.max_per_prompt == spec.filter.max_per_prompt  # the recipe's own sizes
+    assert plain.sampler.samples_per_prompt == spec.sampler.samples_per_prompt
+    assert plain_recipe(plain) == (plain, [])  # nothing left to strip

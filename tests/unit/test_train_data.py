@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 from rft_runtime.config.jobs import TrainJobConfig
 from rft_runtime.train import data as D
 from rft_runtime.train.__main__ import main
-from rft_runtime.train.losses import dpo_loss, sft_loss
+from rft_runtime.train.losses import dpo_loss, first_scored_column, sequence_logps, sft_loss
 
 TEMPLATE = (
     "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}"
@@ -194,3 +194,22 @@ def test_out_of_memory_is_recognised():
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
     assert "batchSize" in OOM_MESSAGE and "mode: lora" in OOM_MESSAGE
+
+
+def test_logits_only_from_the_first_scored_column_give_the_same_losses():
+    """Training skips the vocabulary projection of prompt columns: the per-row log-probs
+    must be exactly those of the full logits."""
+    import torch
+
+    torch.manual_seed(0)
+    labels = torch.full((3, 9), D.IGNORE)
+    labels[0, 5:8] = torch.tensor([4, 1, 2])  # prompts of different lengths, right padding
+    labels[1, 4:9] = torch.tensor([3, 3, 0, 1, 2])
+    labels[2, 6:7] = torch.tensor([5])
+    logits = torch.randn(3, 9, 7)
+    start = first_scored_column(labels)
+    assert start == 3  # row 1's first target (column 4) is predicted by column 3
+    full, counts = sequence_logps(logits, labels)
+    cut, cut_counts = sequence_logps(logits[:, start:], labels[:, start:])
+    assert torch.allclose(full, cut) and torch.equal(counts, cut_counts)
+    assert first_scored_column(torch.full((2, 4), D.IGNORE)) == 0

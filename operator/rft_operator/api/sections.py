@@ -347,7 +347,9 @@ class TrainingSpec(ApiModel):
     nodes: int = Field(1, ge=1, le=256, description="Training pods (one per node).")
     gpus_per_node: int = Field(0, ge=0, le=16, description="GPUs per training pod (0: CPU).")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
-        "auto", description="auto: bf16 on GPU, fp32 on CPU."
+        "auto",
+        description="auto: bf16 on GPU; on CPU fp32 weights, with the forward pass under bf16 "
+        "autocast where the CPU has native bf16 (AVX512-BF16/AMX).",
     )
     deepspeed: DeepSpeedSpec = section(DeepSpeedSpec, "DeepSpeed ZeRO settings.")
     resources: ResourceRequirements | None = Field(None, description="Training pod resources.")
