@@ -185,7 +185,9 @@ class GrpoTrainer(Trainer):
             ref = None
             if use_kl:
                 with torch.no_grad():
-                    ref, _ = token_logps(self.reference_logits(micro), micro["labels"])
+                    ref, _ = token_logps(
+                        self.reference_logits(micro, micro["input_ids"].size(1)), micro["labels"]
+                    )
             # sync: the sampling policy is the trainee (ratio 1); async: the sampler's
             old = self.old_logps([olds[i] for i in chunk], logps)
             result = grpo_loss(
