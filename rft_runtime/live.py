@@ -52,14 +52,23 @@ class Reporter:
         )
         self._publish(force=True)
 
-    def advance(self, done: int, tokens: float = 0.0, loss: float | None = None) -> None:
-        """`done` units so far; `tokens` more tokens since the last call; the latest loss."""
+    def advance(
+        self,
+        done: int,
+        tokens: float = 0.0,
+        loss: float | None = None,
+        reward: float | None = None,
+    ) -> None:
+        """`done` units so far; `tokens` more tokens since the last call; the latest loss
+        (and, for grpo, the latest step's mean reward)."""
         if self.state is None:
             return
         self.state.done = done
         self.state.tokens += tokens
         if loss is not None:
             self.state.loss = loss
+        if reward is not None:
+            self.state.reward = reward
         self._publish(force=done >= self.state.total)
 
     def finish(self) -> None:

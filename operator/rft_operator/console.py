@@ -82,7 +82,8 @@ def stage_lines(
         was = before.get(index) or IterationStatus(index=index)
         durations = item.durations or {}
         who = f"it {index}"
-        if item.samples is not None and was.samples is None:
+        grpo = item.policy_lag is not None  # the training Job sampled (method grpo)
+        if item.samples is not None and was.samples is None and not grpo:
             rate = "-" if item.train_pass_rate is None else f"{item.train_pass_rate:.3f}"
             reward = "-" if item.mean_reward is None else f"{item.mean_reward:.3f}"
             figures = (
@@ -91,7 +92,17 @@ def stage_lines(
             )
             lines.append(_line(who, "sample", figures, durations.get(SAMPLING)))
         if item.checkpoint is not None and was.checkpoint is None:
-            if not item.accepted:
+            if grpo:
+                reward = "-" if item.mean_reward is None else f"{item.mean_reward:.3f}"
+                figures = f"GRPO on {item.samples} completions (mean reward {reward}"
+                figures += f", policy lag {item.policy_lag})"
+                done = train_figures(index) if train_figures else None
+                if done is not None:
+                    figures += f", {done.done} steps"
+                    if done.reward is not None:
+                        figures += f", last reward {done.reward:.3f}"
+                lines.append(_line(who, "train", figures, durations.get(TRAINING)))
+            elif not item.accepted:
                 lines.append(_line(who, "train", "skipped: no sample kept", None))
             else:
                 figures = f"{item.accepted} samples"
@@ -116,6 +127,8 @@ def progress_text(live: LiveProgress) -> str:
         parts.append(f"{rate:.0f} tok/s")
     if live.loss is not None:
         parts.append(f"loss {live.loss:.3f}")
+    if live.reward is not None:
+        parts.append(f"reward {live.reward:.3f}")
     eta = live.eta_seconds
     if eta is not None and live.done < live.total:
         parts.append(f"ETA {seconds_text(eta)}")

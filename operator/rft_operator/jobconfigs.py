@@ -13,6 +13,7 @@ from rft_runtime.config.jobs import (
     Endpoint,
     EvalParams,
     EvalSet,
+    GrpoJob,
     PolicySync,
     PromptFormat,
     PromptSource,
@@ -22,7 +23,7 @@ from rft_runtime.config.jobs import (
     TrainJobConfig,
 )
 from rft_runtime.config.paths import RunPaths
-from rft_runtime.config.spec import LoraSpec
+from rft_runtime.config.spec import GrpoSpec, LoraSpec, RewardSpec
 
 from .api import RFTRunSpec, RFTRunStatus
 from .layout import Layout
@@ -79,6 +80,44 @@ def policy_sync(
     )
 
 
+def policy_endpoint(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> Endpoint:
+    """The sampler serving policy `index`, as the scoring and GRPO training Jobs reach it."""
+    return Endpoint(
+        base_url=layout.sampler_url(sampler_of(spec, run, index)),
+        model=POLICY_MODEL_NAME,
+        concurrency=spec.sampler.concurrency,
+        timeout_seconds=spec.sampler.request_timeout_seconds,
+    )
+
+
+def train_prompts(spec: RFTRunSpec, layout: Layout) -> PromptSource:
+    data = spec.data
+    return PromptSource(
+        path=layout.resolve(data.train),
+        prompt_field=data.prompt_field,
+        answer_field=data.answer_field,
+        id_field=data.id_field,
+        max_rows=data.max_prompts,
+        max_row_bytes=data.max_row_bytes,
+    )
+
+
+def prompt_format(spec: RFTRunSpec) -> PromptFormat:
+    return PromptFormat(
+        system_prompt=spec.data.system_prompt,
+        prompt_template=spec.data.prompt_template,
+        use_chat_template=spec.model.use_chat_template,
+    )
+
+
+def job_rewards(spec: RFTRunSpec, layout: Layout) -> list[RewardSpec]:
+    """The rewards with their model URIs resolved to paths inside the pod."""
+    return [
+        r.model_copy(update={"model": "file://" + layout.resolve(r.model)}) if r.model else r
+        for r in spec.rewards
+    ]
+
+
 def score_config(
     spec: RFTRunSpec,
     run: str,
@@ -87,12 +126,7 @@ def score_config(
     status: RFTRunStatus | None = None,
 ) -> ScoreJobConfig:
     sampler = spec.sampler
-    policy = Endpoint(
-        base_url=layout.sampler_url(sampler_of(spec, run, index)),
-        model=POLICY_MODEL_NAME,
-        concurrency=sampler.concurrency,
-        timeout_seconds=sampler.request_timeout_seconds,
-    )
+    policy = policy_endpoint(spec, run, index, layout)
     teacher = None
     if sampler.teacher is not None and does_sample(spec, index):
         teacher = Endpoint(
@@ -126,16 +160,7 @@ def score_config(
             temperature=ev.temperature,
             max_tokens=sampler.max_tokens,
         )
-    train = None
-    if does_sample(spec, index):
-        train = PromptSource(
-            path=layout.resolve(data.train),
-            prompt_field=data.prompt_field,
-            answer_field=data.answer_field,
-            id_field=data.id_field,
-            max_rows=data.max_prompts,
-            max_row_bytes=data.max_row_bytes,
-        )
+    train = train_prompts(spec, layout) if does_sample(spec, index) else None
     return ScoreJobConfig(
         run=run,
         iteration=index,
@@ -143,11 +168,7 @@ def score_config(
         policy=policy,
         policy_sync=policy_sync(spec, status or RFTRunStatus(), index, layout),
         teacher=teacher,
-        prompt_format=PromptFormat(
-            system_prompt=data.system_prompt,
-            prompt_template=data.prompt_template,
-            use_chat_template=spec.model.use_chat_template,
-        ),
+        prompt_format=prompt_format(spec),
         evaluation=evaluation,
         train=train,
         sampling=SamplingParams(
@@ -161,10 +182,7 @@ def score_config(
             strategy=sampler.strategy,
         ),
         search=sampler.search,
-        rewards=[
-            r.model_copy(update={"model": "file://" + layout.resolve(r.model)}) if r.model else r
-            for r in spec.rewards
-        ],
+        rewards=job_rewards(spec, layout),
         filter=spec.filter,
         min_reward=min_reward(spec, index),
     )
@@ -180,15 +198,17 @@ def train_config(
     resume = None
     if training.resume_optimizer and index > 0:
         resume = layout.iteration(index - 1).train_state
+    method = training.method
     return TrainJobConfig(
         run=run,
         iteration=index,
-        method=training.method,
+        method=method,
         mode=training.mode,
         lora=training.lora or LoraSpec(),
-        dataset_path=paths.dataset(training.method),
+        dataset_path=None if method == "grpo" else paths.dataset(method),
+        grpo=grpo_job(spec, run, index, layout, init) if method == "grpo" else None,
         init_model_path=init,
-        reference_model_path=init if training.method == "dpo" else None,
+        reference_model_path=init if method in ("dpo", "grpo") else None,
         resume_optimizer_from=resume,
         output_dir=paths.dir,
         epochs=training.epochs,
@@ -202,4 +222,32 @@ def train_config(
         deepspeed=training.deepspeed,
         nodes=training.nodes,
         gpus_per_node=training.gpus_per_node,
+    )
+
+
+def grpo_job(spec: RFTRunSpec, run: str, index: int, layout: Layout, init: str) -> GrpoJob:
+    """GRPO training Job k: the long-lived sampler first serves the weights it starts from
+    (`init`: policy k, or the base model with initFrom base), then each policy it publishes."""
+    params = spec.training.grpo or GrpoSpec()
+    sampler = spec.sampler
+    paths = RunPaths(layout.run_dir)
+    return GrpoJob(
+        params=params,
+        policy=policy_endpoint(spec, run, index, layout),
+        policy_sync=PolicySync(
+            policy_file=paths.sampler_policy,
+            loaded_dir=paths.sampler_loaded,
+            policy_path=init,
+            replicas=sampler.replicas,
+        ),
+        prompts=train_prompts(spec, layout),
+        prompt_format=prompt_format(spec),
+        sampling=SamplingParams(
+            n=params.group_size,
+            temperature=temperature(spec, index),
+            top_p=sampler.top_p,
+            max_tokens=params.max_completion_tokens or sampler.max_tokens,
+        ),
+        rewards=job_rewards(spec, layout),
+        step_offset=index * params.steps_per_iteration,
     )

@@ -160,6 +160,22 @@ def build_sampler_service(run: RunRef, index: int, name: str | None = None) -> d
     }
 
 
+def reward_secrets(spec: api.RFTRunSpec) -> list[dict[str, Any]]:
+    """The judges' API keys, for the pods that score (scoring Job; grpo training Job)."""
+    found = []
+    for reward in spec.rewards:
+        judge = reward.judge
+        if judge is not None and judge.api_key_secret_ref is not None:
+            ref = judge.api_key_secret_ref
+            found.append(
+                {
+                    "name": judge_api_key_env(reward.name),
+                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+                }
+            )
+    return found
+
+
 def build_score_job(
     run: RunRef, spec: api.RFTRunSpec, index: int, config: ScoreJobConfig
 ) -> dict[str, Any]:
@@ -177,16 +193,7 @@ def build_score_job(
                 "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
             }
         )
-    for reward in spec.rewards:
-        judge = reward.judge
-        if judge is not None and judge.api_key_secret_ref is not None:
-            ref = judge.api_key_secret_ref
-            extra.append(
-                {
-                    "name": judge_api_key_env(reward.name),
-                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
-                }
-            )
+    extra += reward_secrets(spec)
     container = pod.container(
         spec,
         "score",
@@ -228,14 +235,17 @@ def build_train_job(
         {"name": TORCH_EXTENSIONS_ENV, "value": POD_EXTENSIONS_DIR},
         {"name": OPS_CACHE_ENV, "value": OPS_CACHE},
     ]
+    scores = config.grpo is not None  # grpo: the training pod runs the rewards itself
     container = pod.container(
         spec,
         "train",
         command,
-        [index_env, *pod.job_env(config, ops_env)],
+        [index_env, *pod.job_env(config, ops_env + (reward_secrets(spec) if scores else []))],
         mounts,
         pod.resources(spec.training.resources, config.gpus_per_node),
     )
+    if scores and SANDBOXED_TYPES.intersection(r.type for r in spec.rewards):
+        container["securityContext"].update(pod.sandbox_security(spec))
     container["ports"] = [{"name": "rendezvous", "containerPort": TRAIN_MASTER_PORT}]
     job = _job(run, spec, name, object_labels, [container], volumes, backoff_limit=2)
     job["spec"].update({"completionMode": "Indexed", "completions": nodes, "parallelism": nodes})

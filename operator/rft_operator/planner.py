@@ -23,6 +23,7 @@ from typing import Any, Literal, NoReturn
 from pydantic import ValidationError
 
 from rft_runtime.config.jobs import ScoreSummary, TrainSummary
+from rft_runtime.config.spec import GrpoSpec
 from rft_runtime.config.termination import INVALID_DATA, failed_with
 
 from . import progress
@@ -44,7 +45,7 @@ from .conditions import condition_status, stage_conditions
 from .jobconfigs import policy_uri, sampler_of, score_config, serve_config, train_config
 from .layout import Layout, UnsupportedUri
 from .names import sampler_name, score_name, shared_sampler_name, train_name
-from .schedule import does_evaluate, does_sample, needs_policy_server
+from .schedule import does_evaluate, does_sample, needs_policy_server, samples_in_training
 from .semantics import INVALID_SPEC, spec_problems
 
 
@@ -116,6 +117,8 @@ class _Planner:
             return item is not None and item.samples is not None
         if not does_evaluate(self.spec, k):
             return True
+        if k == 0:  # evaluation only (grpo): the baseline
+            return self.status.baseline is not None
         last = self.find(k - 1)
         return last is not None and last.eval_scores is not None
 
@@ -139,33 +142,42 @@ class _Planner:
         if k + 1 == maximum and not does_evaluate(spec, k + 1):
             self.finish("MaxIterations", f"finished {maximum} iterations; {self.best_text()}")
 
+    def ensure_sampler(self, k: int, label: str) -> None:
+        """Go on only once the sampler serving policy k is Ready (start it if missing)."""
+        name = sampler_of(self.spec, self.run.name, k)
+        sampler = self.children.get(name)
+        if sampler is None:
+            config = serve_config(self.spec, self.status, k, self.layout)
+            self.actions.append(StartSampler(name, k, config))
+            self.wait(
+                "StartingSampler",
+                "StartingSampler",
+                f"{label}: starting the sampler for policy {k}",
+            )
+        elif sampler.phase == "Failed":
+            self.fail("SamplerFailed", f"sampler {name} failed: {sampler.message}")
+        elif sampler.phase != "Ready":
+            self.wait(
+                "StartingSampler",
+                "StartingSampler",
+                f"{label}: waiting for sampler {name} to be ready",
+            )
+
     def score(self, k: int) -> None:
         spec = self.spec
-        final = not does_sample(spec, k)
+        final = k >= spec.iterations.max
+        samples = does_sample(spec, k)
         label = f"iteration {k}" if not final else "final evaluation"
         if needs_policy_server(spec, k):
-            name = sampler_of(spec, self.run.name, k)
-            sampler = self.children.get(name)
-            if sampler is None:
-                config = serve_config(spec, self.status, k, self.layout)
-                self.actions.append(StartSampler(name, k, config))
-                self.wait(
-                    "StartingSampler",
-                    "StartingSampler",
-                    f"{label}: starting the sampler for policy {k}",
-                )
-            elif sampler.phase == "Failed":
-                self.fail("SamplerFailed", f"sampler {name} failed: {sampler.message}")
-            elif sampler.phase != "Ready":
-                self.wait(
-                    "StartingSampler",
-                    "StartingSampler",
-                    f"{label}: waiting for sampler {name} to be ready",
-                )
-        stage: Stage = "Evaluating" if final else "Sampling"
+            self.ensure_sampler(k, label)
+        stage: Stage = "Sampling" if samples else "Evaluating"
         name = score_name(self.run.name, k)
         job = self.children.get(name)
-        what = "evaluating the final policy" if final else "sampling and scoring"
+        what = (
+            "sampling and scoring"
+            if samples
+            else ("evaluating the final policy" if final else f"evaluating policy {k}")
+        )
         if job is None:
             job_config = score_config(spec, self.run.name, k, self.layout, self.status)
             self.actions.append(StartScoreJob(name, k, job_config))
@@ -187,7 +199,10 @@ class _Planner:
 
     def train(self, k: int) -> None:
         item = self.record(k)
-        if not item.accepted:
+        grpo = samples_in_training(self.spec)
+        if grpo:  # the training Job samples through the sampler: it must be up
+            self.ensure_sampler(k, f"iteration {k}")
+        elif not item.accepted:
             item.checkpoint = policy_uri(self.spec, self.status, k, self.layout)
             self.actions.append(
                 Event(
@@ -201,6 +216,9 @@ class _Planner:
         name = train_name(self.run.name, k)
         job = self.children.get(name)
         message = f"iteration {k}: training on {item.accepted} samples"
+        if grpo:
+            steps = (self.spec.training.grpo or GrpoSpec()).steps_per_iteration
+            message = f"iteration {k}: GRPO, {steps} policy steps through the sampler"
         if job is None:
             config = train_config(self.spec, self.status, self.run.name, k, self.layout)
             self.actions.append(StartTrainJob(name, k, config))

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from rft_runtime.config.jobs import ScoreSummary, TrainSummary
 from rft_runtime.config.keys import (
     EVALUATION_SECONDS,
+    GENERATION_SECONDS,
+    POLICY_SYNC_SECONDS,
+    SCORING_SECONDS,
     TRAINING_SECONDS,
     primary_score,
     score_key,
@@ -24,6 +27,8 @@ EPSILON = 1e-9
 TRAINING = "training"
 EVALUATION = "evaluation"
 BASELINE_EVALUATION = "baselineEvaluation"
+# grpo: the training Job's step time apart from training, kept under the summary's keys
+GRPO_SECONDS = (GENERATION_SECONDS, SCORING_SECONDS, POLICY_SYNC_SECONDS)
 
 
 def find(status: RFTRunStatus, index: int) -> IterationStatus | None:
@@ -54,6 +59,12 @@ def record_score(
             primary = primary_score(scores, [s.name for s in ev.sets], ev.pass_at_k)
         if k == 0:
             status.baseline = BaselineStatus(eval_score=primary, eval_scores=scores)
+            if not does_sample(spec, k) and EVALUATION_SECONDS in summary.seconds:  # grpo
+                first = record(status, 0)
+                first.durations = {
+                    **(first.durations or {}),
+                    BASELINE_EVALUATION: summary.seconds[EVALUATION_SECONDS],
+                }
         else:
             done = record(status, k - 1)
             done.eval_score, done.eval_scores = primary, scores
@@ -86,7 +97,13 @@ def record_training(
     item.durations = {
         **(item.durations or {}),
         TRAINING: summary.seconds.get(TRAINING_SECONDS, 0.0),
+        **{key: summary.seconds[key] for key in GRPO_SECONDS if key in summary.seconds},
     }
+    if summary.samples is not None:  # grpo: the training Job sampled and scored
+        item.samples = summary.samples
+        item.mean_reward = summary.mean_reward
+        item.policy_lag = summary.policy_lag
+        item.started_at = item.started_at or now
     item.finished_at = now
     if not spec.evaluation:
         update_best(spec, status)

@@ -1,7 +1,8 @@
 """Which steps iteration k has: the predicates that steer the planner's loop.
 
 Scoring Job k evaluates policy k (when there is an evaluation) and samples the training
-data of training k; the scoring Job of index `iterations.max` only evaluates.
+data of training k; the scoring Job of index `iterations.max` only evaluates. With method
+grpo the scoring Job only evaluates and the training Job samples through the sampler.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ def does_evaluate(spec: RFTRunSpec, index: int) -> bool:
 
 
 def does_sample(spec: RFTRunSpec, index: int) -> bool:
-    """Does scoring Job k sample training data? (Not in the final evaluation pass.)"""
-    return index < spec.iterations.max
+    """Does scoring Job k sample training data? (Not in the final evaluation pass, and never
+    with method grpo: its training Job samples the policy itself.)"""
+    return index < spec.iterations.max and not samples_in_training(spec)
+
+
+def samples_in_training(spec: RFTRunSpec) -> bool:
+    """method grpo: the training Job samples through the sampler, so it needs the sampler up
+    while it trains and reads no dataset from the scoring Job."""
+    return spec.training.method == "grpo"
 
 
 def needs_policy_server(spec: RFTRunSpec, index: int) -> bool:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from .base import ApiModel
 from .filter_spec import FilterSpec
 from .paths import SAMPLER_PORT
-from .spec import DeepSpeedSpec, LoraSpec, RewardSpec, SearchSpec, SearchStrategy
+from .spec import DeepSpeedSpec, GrpoSpec, LoraSpec, RewardSpec, SearchSpec, SearchStrategy
 
 POLICY_MODEL_NAME = "policy"  # the name the sampler serves the policy under
 
@@ -142,15 +142,39 @@ class ScoreJobConfig(ApiModel):
     min_reward: float = Field(1.0, description="This iteration's threshold (schedule applied).")
 
 
+class GrpoJob(ApiModel):
+    """What a GRPO training Job needs besides the training settings: the sampler serving the
+    current policy, the prompts and how they are sent, the rewards, and the policy hand-over."""
+
+    params: GrpoSpec = Field(default_factory=GrpoSpec)
+    policy: Endpoint = Field(description="The run's long-lived sampler (the current policy).")
+    policy_sync: PolicySync = Field(
+        description="The sampler's policy file; policy_path is the iteration's initial policy."
+    )
+    prompts: PromptSource = Field(description="The training prompts.")
+    prompt_format: PromptFormat = Field(default_factory=PromptFormat)
+    sampling: SamplingParams = Field(
+        description="n = group size, temperature, top_p, max_tokens = max completion tokens."
+    )
+    rewards: list[RewardSpec]
+    step_offset: int = Field(
+        0, ge=0, description="Global index of this iteration's first step (prompt order)."
+    )
+
+
 class TrainJobConfig(ApiModel):
-    """One training Job: SFT or DPO on the scoring Job's dataset, then a servable checkpoint."""
+    """One training Job: SFT or DPO on the scoring Job's dataset, or GRPO through the sampler;
+    then a servable checkpoint."""
 
     run: str
     iteration: int
-    method: Literal["sft", "dpo"] = "sft"
+    method: Literal["sft", "dpo", "grpo"] = "sft"
     mode: Literal["lora", "full"] = "lora"
     lora: LoraSpec = Field(default_factory=LoraSpec)
-    dataset_path: str = Field(description="sft.jsonl or dpo.jsonl written by the scoring Job.")
+    dataset_path: str | None = Field(
+        None, description="sft.jsonl or dpo.jsonl written by the scoring Job (not grpo)."
+    )
+    grpo: GrpoJob | None = Field(None, description="method grpo: the on-policy loop's inputs.")
     init_model_path: str = Field(description="Weights this iteration starts from.")
     reference_model_path: str | None = Field(None, description="DPO reference (frozen).")
     resume_optimizer_from: str | None = Field(
@@ -198,6 +222,9 @@ class TrainSummary(ApiModel):
     steps: int = 0
     final_loss: float | None = None
     seconds: dict[str, float] = Field(default_factory=dict)
+    samples: int | None = Field(None, description="grpo: completions sampled and scored.")
+    mean_reward: float | None = Field(None, description="grpo: mean reward over the steps.")
+    policy_lag: int | None = Field(None, description="grpo: steps between sampler and trainee.")
 
 
 class FailureSummary(ApiModel):

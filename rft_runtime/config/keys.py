@@ -9,6 +9,10 @@ EVALUATION_SECONDS = "evaluation"  # scoring Job: the evaluation pass
 SAMPLING_SECONDS = "sampling"  # scoring Job: sampling, scoring and filtering
 POLICY_LOAD_SECONDS = "policy_load"  # scoring Job: waiting for the sampler to serve its policy
 TRAINING_SECONDS = "train"  # training Job: the optimisation steps
+# training Job, method grpo: the rest of each step, summed over the steps
+GENERATION_SECONDS = "generation"  # waiting for the sampler's completions
+SCORING_SECONDS = "scoring"  # the rewards
+POLICY_SYNC_SECONDS = "policy_sync"  # writing the new policy and the sampler loading it
 TOTAL_SECONDS = "total"  # a job from start to end
 
 PASS_AT_PREFIX = "pass@"

@@ -39,6 +39,7 @@ class LiveProgress(ApiModel):
     tokens: float = Field(0.0, description="Tokens generated or trained by this process.")
     elapsed_seconds: float = Field(0.0, description="Since this process started the phase.")
     loss: float | None = None
+    reward: float | None = Field(None, description="grpo: the last step's mean reward.")
     finished: bool = False
     updated: float = Field(description="Unix time of this write.")
 

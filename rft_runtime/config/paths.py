@@ -72,6 +72,12 @@ class IterationPaths:
         return self._file("checkpoint")
 
     @property
+    def policy_steps(self) -> str:
+        """policy-steps/step-<n>/: the policies a GRPO training Job publishes to the sampler
+        while it trains (the last two are kept; removed once checkpoint/ is served)."""
+        return self._file("policy-steps")
+
+    @property
     def train_state(self) -> str:
         """train-state/: the training Job's resumable state (optimizer, scheduler, step)."""
         return self._file("train-state")

@@ -286,6 +286,65 @@ class DeepSpeedSpec(ApiModel):
     offload_params: bool = Field(False, description="Keep parameters in CPU memory (stage 3).")
 
 
+class GrpoSpec(ApiModel):
+    """On-policy RL (training.method: grpo): the training Job samples groups of completions
+    from the current policy through the sampler, scores them with the rewards, and takes
+    one policy-gradient step per batch, pushing each new policy into the sampler."""
+
+    group_size: int = Field(
+        8,
+        ge=2,
+        le=256,
+        description="Completions sampled per prompt; advantages are "
+        "normalised within each group (at least 2: one completion has nothing to compare to).",
+    )
+    prompts_per_step: int = Field(
+        8,
+        ge=1,
+        le=4096,
+        description="Prompts per policy step (rounded up to a multiple of "
+        "the training ranks: each rank samples and scores its own share).",
+    )
+    steps_per_iteration: int = Field(
+        20,
+        ge=1,
+        le=100_000,
+        description="Policy steps per iteration; the usual evaluation follows each iteration.",
+    )
+    kl_coef: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Weight of the k3 KL penalty against the iteration's "
+        "initial policy; 0: no penalty and no reference forward pass.",
+    )
+    clip_range: float = Field(
+        0.2, gt=0, le=1, description="PPO clip range of the per-token probability ratio."
+    )
+    loss_aggregation: Literal["token", "sequence"] = Field(
+        "token",
+        description="token: mean over every completion token of the batch; "
+        "sequence: mean over each completion's tokens, then over completions.",
+    )
+    scale_by_std: bool = Field(
+        True,
+        description="Divide each group's centred rewards by their std (false: only "
+        "subtract the group mean).",
+    )
+    max_completion_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=131072,
+        description="Longest sampled completion (default: sampler.maxTokens).",
+    )
+    async_: bool = Field(
+        False,
+        alias="async",
+        description="Generate the next batch while the current step trains: the batch comes "
+        "from the policy one step old (the lag is recorded).",
+    )
+
+
 SANDBOXED_TYPES = frozenset({"code", "python"})
 """Reward types whose code runs in the OS sandbox (rft_runtime/rewards/sandbox.py)."""
 

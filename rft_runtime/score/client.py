@@ -44,19 +44,48 @@ class Generation:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+TOKEN_ID_PREFIX = "token_id:"  # vLLM's token names with return_tokens_as_token_ids
+
+
+def sampled_tokens(choice: dict[str, Any]) -> tuple[list[int], list[float]] | None:
+    """The sampled token ids and their log-probabilities, when the request asked vLLM for
+    logprobs with `return_tokens_as_token_ids` (chat or completions shape); else None."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return None
+    if isinstance(logprobs.get("content"), list):  # chat
+        names = [entry.get("token") for entry in logprobs["content"]]
+        values = [entry.get("logprob") for entry in logprobs["content"]]
+    else:  # completions
+        names, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
+    if len(names) != len(values):
+        return None
+    ids: list[int] = []
+    for name in names:
+        if not isinstance(name, str) or not name.startswith(TOKEN_ID_PREFIX):
+            return None
+        ids.append(int(name[len(TOKEN_ID_PREFIX) :]))
+    return ids, [float(v) if v is not None else float("nan") for v in values]
+
+
 def parse_response(path: str, payload: dict[str, Any]) -> Generation:
-    """Texts in choice order, whichever API shape answered."""
+    """Texts in choice order, whichever API shape answered (and the sampled tokens with
+    their log-probabilities in `extra["tokens"]`, one entry per choice, when asked for)."""
     choices = sorted(payload.get("choices") or [], key=lambda c: c.get("index", 0))
     if path.startswith("chat"):
         texts = [(c.get("message") or {}).get("content") or "" for c in choices]
     else:
         texts = [c.get("text") or "" for c in choices]
     usage = payload.get("usage") or {}
-    return Generation(
+    generation = Generation(
         texts,
         [c.get("finish_reason") for c in choices],
         int(usage.get("completion_tokens") or 0),
     )
+    tokens = [sampled_tokens(c) for c in choices]
+    if choices and all(t is not None for t in tokens):
+        generation.extra["tokens"] = tokens
+    return generation
 
 
 class EndpointClient:

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args, _ = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    from .grpo_loop import GrpoTrainer
     from .loop import Trainer
 
     try:
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         first = os.environ.get("RANK", "0") == "0"  # one rank reports for all
         path = IterationPaths(cfg.output_dir).live("train") if first else None
         live.configure(path, "train", cfg.run, cfg.iteration, serve=first)
-        summary = Trainer(cfg).run()
+        trainer = GrpoTrainer(cfg) if cfg.method == "grpo" else Trainer(cfg)
+        summary = trainer.run()
     except TrainFailure as exc:
         write_termination(failure(exc.reason, exc.message))
         print(f"rft train: {exc.reason}: {exc.message}", file=sys.stderr)

@@ -45,6 +45,8 @@ log = logging.getLogger("rft.train")
 
 def prepare_data(cfg: TrainJobConfig, tokenizer: Any) -> D.Dataset:
     """Read and tokenize; an empty or unusable dataset is an error that names the knob."""
+    if cfg.dataset_path is None or cfg.method == "grpo":
+        raise TrainFailure("InvalidConfig", f"method {cfg.method} has no dataset_path")
     rows = D.read_rows(cfg.dataset_path)
     if not rows:
         raise TrainFailure(
@@ -132,6 +134,57 @@ class Trainer:
     def autocast(self) -> torch.autocast:
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_autocast)
 
+    # -- setup ---------------------------------------------------------------------------
+    def start_world(self) -> None:
+        """The DeepSpeed process group, this rank's device, and the precision to train in."""
+        import deepspeed
+        from deepspeed.accelerator import get_accelerator
+
+        from . import ops_cache
+
+        ops_cache.restore()
+        deepspeed.init_distributed()
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        accelerator = get_accelerator()
+        device_type = "cuda" if accelerator.device_name() == "cuda" else "cpu"
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(accelerator.device_name(local_rank))
+        _setup_threads(device_type)
+        self.bf16_autocast = cpu_autocast(self.cfg.precision, device_type)
+        self.precision = resolve_precision(self.cfg.precision, device_type)
+
+    def needs_reference(self) -> bool:
+        """DPO always compares with a reference; GRPO only with a KL penalty."""
+        if self.cfg.method == "dpo":
+            return True
+        return bool(self.cfg.grpo and self.cfg.grpo.params.kl_coef > 0)
+
+    def start_engine(self, accumulation: int) -> None:
+        """The policy (and, in full mode, a frozen reference when the loss needs one) as a
+        DeepSpeed engine taking `accumulation` micro-batches per optimizer step."""
+        import deepspeed
+
+        from . import ops_cache
+
+        cfg = self.cfg
+        dtype = DTYPES[self.precision]
+        torch.manual_seed(cfg.seed)
+        model = policy_model(cfg, dtype)
+        self.reference = None
+        if cfg.mode == "full" and self.needs_reference():
+            ref_path = cfg.reference_model_path or cfg.init_model_path
+            self.reference = load_model(ref_path, dtype).to(self.device).eval()
+            self.reference.requires_grad_(False)
+        params = [p for p in model.parameters() if p.requires_grad]
+        ds_cfg = cfg.model_copy(update={"gradient_accumulation_steps": accumulation})
+        self.engine, *_ = deepspeed.initialize(
+            model=model, model_parameters=params, config=deepspeed_config(ds_cfg, self.precision)
+        )
+        ops_cache.save()
+
+    def precision_label(self) -> str:
+        return self.precision + ("+bf16-autocast" if self.bf16_autocast else "")
+
     # -- checkpoints -----------------------------------------------------------------------
     def save_state(self, step: int, history: list[dict[str, float]]) -> None:
         """All ranks write their shard; rank 0 then drops older tags (only the last is kept)."""
@@ -187,40 +240,13 @@ class Trainer:
         cfg = self.cfg
         started = time.time()
         check_model_dir(cfg.init_model_path, "training.initFrom (init_model_path)")
-        if cfg.method == "dpo" and cfg.mode == "full" and cfg.reference_model_path:
+        if self.needs_reference() and cfg.mode == "full" and cfg.reference_model_path:
             check_model_dir(cfg.reference_model_path, "reference_model_path")
         tokenizer = load_tokenizer(cfg.init_model_path)
         dataset = prepare_data(cfg, tokenizer)
 
-        import deepspeed
-        from deepspeed.accelerator import get_accelerator
-
-        from . import ops_cache
-
-        ops_cache.restore()
-        deepspeed.init_distributed()
-        self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        accelerator = get_accelerator()
-        device_type = "cuda" if accelerator.device_name() == "cuda" else "cpu"
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = torch.device(accelerator.device_name(local_rank))
-        _setup_threads(device_type)
-        self.bf16_autocast = cpu_autocast(cfg.precision, device_type)
-        precision = resolve_precision(cfg.precision, device_type)
-        dtype = DTYPES[precision]
-
-        torch.manual_seed(cfg.seed)
-        model = policy_model(cfg, dtype)
-        self.reference = None
-        if cfg.method == "dpo" and cfg.mode == "full":
-            ref_path = cfg.reference_model_path or cfg.init_model_path
-            self.reference = load_model(ref_path, dtype).to(self.device).eval()
-            self.reference.requires_grad_(False)
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.engine, *_ = deepspeed.initialize(
-            model=model, model_parameters=params, config=deepspeed_config(cfg, precision)
-        )
-        ops_cache.save()
+        self.start_world()
+        self.start_engine(cfg.gradient_accumulation_steps)
 
         accumulation = cfg.gradient_accumulation_steps
         per_epoch = D.steps_per_epoch(
@@ -266,7 +292,7 @@ class Trainer:
         metrics = {
             "method": cfg.method,
             "mode": cfg.mode,
-            "precision": precision + ("+bf16-autocast" if self.bf16_autocast else ""),
+            "precision": self.precision_label(),
             "world_size": self.world,
             "steps": self.total_steps,
             "steps_this_run": self.total_steps - start_step,

@@ -592,6 +592,27 @@ CASES = [
         "set filter.rejected: lowest",
     ),
     Case(
+        "grpo-without-keep-alive",
+        {"spec.training": {"method": "grpo"}, "spec.sampler": {"keepAlive": False}},
+        "spec.sampler.keepAlive",
+        "training.method grpo needs sampler.keepAlive: true",
+        "set sampler.keepAlive: true",
+    ),
+    Case(
+        "grpo-section-without-grpo",
+        {"spec.training": {"grpo": {"groupSize": 4}}},
+        "spec.training.grpo",
+        "only used with training.method grpo",
+        "set method: grpo",
+    ),
+    Case(
+        "grpo-group-of-one",
+        {"spec.training": {"method": "grpo", "grpo": {"groupSize": 1}}},
+        "spec.training.grpo.groupSize",
+        "must be at least 2, got 1",
+        "use a value at least 2",
+    ),
+    Case(
         "regex-without-pattern",
         {"spec.rewards": [R(type="regex")]},
         "spec.rewards[0].pattern",

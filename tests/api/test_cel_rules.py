@@ -76,6 +76,12 @@ def both(*edits: Callable[[Manifest], None]) -> Callable[[Manifest], None]:
 
 DELETE = object()
 NOTHING: Callable[[Manifest], None] = both()
+# the complete example (a DPO run with a teacher) turned into a valid GRPO run
+GRPO = (
+    set_in("spec.training.method", "grpo"),
+    set_in("spec.filter.rejected", "none"),
+    set_in("spec.sampler.teacher", DELETE),
+)
 
 CASES = [
     Case(
@@ -407,6 +413,40 @@ CASES = [
         "self.rewards.exists(r, r.name == self.sampler.search.prm)",
         both(set_in("spec.sampler.strategy", "beam"), set_in("spec.sampler.search.prm", "close")),
         both(set_in("spec.sampler.strategy", "beam"), set_in("spec.sampler.search.prm", "closer")),
+    ),
+    Case(
+        "!has(self.grpo) || self.method == 'grpo'",
+        both(*GRPO, set_in("spec.training.grpo", {"groupSize": 4})),
+        set_in("spec.training.grpo", {"groupSize": 4}),
+    ),
+    Case(
+        "self.training.method != 'grpo' || self.sampler.keepAlive",
+        both(*GRPO),
+        both(*GRPO, set_in("spec.sampler.keepAlive", False)),
+    ),
+    Case(
+        "self.training.method != 'grpo' || self.sampler.strategy == 'sample'",
+        both(*GRPO, set_in("spec.sampler.strategy", "sample")),
+        both(
+            *GRPO,
+            set_in("spec.sampler.strategy", "beam"),
+            set_in("spec.sampler.search.prm", "close"),
+        ),
+    ),
+    Case(
+        "self.training.method != 'grpo' || !has(self.sampler.teacher)",
+        both(*GRPO),
+        both(*GRPO[:2]),
+    ),
+    Case(
+        "self.training.method != 'grpo' || (has(self.sampler.temperatureSchedule)",
+        both(*GRPO, set_in("spec.sampler.temperatureSchedule", DELETE)),
+        both(*GRPO, set_in("spec.sampler.temperatureSchedule", [1.0, 0.0])),
+    ),
+    Case(
+        "self.training.grpo.maxCompletionTokens < self.model.maxModelLen",
+        both(*GRPO, set_in("spec.training.grpo", {"maxCompletionTokens": 4095})),
+        both(*GRPO, set_in("spec.training.grpo", {"maxCompletionTokens": 4096})),
     ),
     Case(
         "self.rewards.exists(r, r.weight > 0.0)",

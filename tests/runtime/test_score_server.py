@@ -81,9 +81,13 @@ def server(small_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             pytest.fail(f"server not ready in 600 s:\n{log.read_text()[-3000:]}")
         time.sleep(2)
     yield Server(process, port, log, config)
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    if process.poll() is None:  # SIGTERM: the wrapper stops vLLM (a SIGKILL orphaned it)
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture(scope="module")

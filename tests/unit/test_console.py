@@ -243,3 +243,26 @@ def test_a_pod_that_fails_at_once_prints_the_reason_and_its_log_path(tmp_path: P
     assert "    | rft score failed: InvalidData" in text
     assert "train.jsonl:2" in text
     assert len(text.splitlines()) <= 20, text
+
+
+def test_a_grpo_iteration_is_one_train_line_with_its_rewards() -> None:
+    before = RFTRunStatus(iterations=[IterationStatus(index=0)])
+    after = RFTRunStatus(
+        iterations=[
+            IterationStatus(
+                index=0,
+                samples=640,
+                mean_reward=0.412,
+                policy_lag=1,
+                checkpoint="pvc://s/r/it-0/checkpoint",
+                durations={"training": 90.0},
+            )
+        ]
+    )
+    figures = live("grpo", "steps", 20, 20, 0, loss=0.01, reward=0.55)
+    lines = stage_lines(before, after, lambda k: figures)
+    assert len(lines) == 1, lines  # no "sample" line: the training Job sampled
+    assert "it 0   train" in lines[0]
+    assert "GRPO on 640 completions (mean reward 0.412, policy lag 1)" in lines[0]
+    assert "20 steps, last reward 0.550" in lines[0] and "[1m30s]" in lines[0]
+    assert progress_text(figures).endswith("loss 0.010, reward 0.550")

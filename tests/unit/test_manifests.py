@@ -42,7 +42,7 @@ def objects_for(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(params=["complete.yaml", "minimal.yaml"])
+@pytest.fixture(params=["complete.yaml", "minimal.yaml", "arith-grpo.yaml"])
 def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     return objects_for(load_yaml(ROOT / "examples" / request.param))
 

@@ -327,3 +327,37 @@ def test_invalid_config_fails_with_summary(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert FailureSummary.model_validate_json(term.read_text()).reason == "InvalidConfig"
+
+
+def test_the_sampled_tokens_and_logprobs_are_read_when_asked_for() -> None:
+    from rft_runtime.score.client import parse_response
+
+    chat = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {"content": "6"},
+                "finish_reason": "stop",
+                "logprobs": {
+                    "content": [
+                        {"token": "token_id:21", "logprob": -0.25},
+                        {"token": "token_id:2", "logprob": -0.5},
+                    ]
+                },
+            }
+        ],
+        "usage": {"completion_tokens": 2},
+    }
+    assert parse_response("chat/completions", chat).extra["tokens"] == [([21, 2], [-0.25, -0.5])]
+    text = {
+        "choices": [
+            {
+                "text": "6",
+                "logprobs": {"tokens": ["token_id:21"], "token_logprobs": [-0.25]},
+            }
+        ]
+    }
+    assert parse_response("completions", text).extra["tokens"] == [([21], [-0.25])]
+    plain = {"choices": [{"text": "6", "logprobs": {"tokens": ["6"], "token_logprobs": [-1.0]}}]}
+    assert "tokens" not in parse_response("completions", plain).extra  # names, not ids
+    assert "tokens" not in parse_response("completions", {"choices": [{"text": "6"}]}).extra

@@ -105,6 +105,40 @@ class RFTRunSpec(ApiModel):
                 ".sampler.search.prm",
             ),
             cel(
+                "self.training.method != 'grpo' || self.sampler.keepAlive",
+                "training.method grpo needs sampler.keepAlive: true (the training Job pushes "
+                "each new policy into the running sampler); set sampler.keepAlive: true",
+                ".sampler.keepAlive",
+            ),
+            cel(
+                "self.training.method != 'grpo' || self.sampler.strategy == 'sample'",
+                "training.method grpo samples plain groups of completions, not a search; set "
+                "sampler.strategy: sample",
+                ".sampler.strategy",
+            ),
+            cel(
+                "self.training.method != 'grpo' || !has(self.sampler.teacher)",
+                "training.method grpo learns from the policy's own samples, so "
+                "sampler.teacher is never asked; remove sampler.teacher or use method sft",
+                ".sampler.teacher",
+            ),
+            cel(
+                "self.training.method != 'grpo' || (has(self.sampler.temperatureSchedule) ? "
+                "self.sampler.temperatureSchedule.all(t, t > 0.0) : self.sampler.temperature "
+                "> 0.0)",
+                "training.method grpo needs sampler.temperature (and every "
+                "temperatureSchedule entry) above 0: greedy groups are identical and teach "
+                "nothing; set sampler.temperature: 1.0",
+                ".sampler.temperature",
+            ),
+            cel(
+                "!has(self.training.grpo) || !has(self.training.grpo.maxCompletionTokens) || "
+                "self.training.grpo.maxCompletionTokens < self.model.maxModelLen",
+                "training.grpo.maxCompletionTokens must be below model.maxModelLen (the context "
+                "holds the prompt and the answer); lower it or raise model.maxModelLen",
+                ".training.grpo.maxCompletionTokens",
+            ),
+            cel(
                 "self.rewards.exists(r, r.weight > 0.0)",
                 "spec.rewards needs at least one reward with a positive weight; set weight: 1.0 on "
                 "the reward that measures success",
@@ -169,10 +203,18 @@ class IterationStatus(ApiModel):
         None, description="Score per evaluation set and metric, e.g. main/pass@1."
     )
     train_pass_rate: float | None = Field(None, description="Share of samples kept.")
-    mean_reward: float | None = Field(None, description="Mean total reward of all samples.")
+    mean_reward: float | None = Field(
+        None, description="Mean total reward of all samples (grpo: over the iteration's steps)."
+    )
     samples: int | None = Field(None, ge=0, description="Completions scored.")
     accepted: int | None = Field(None, ge=0, description="Training examples kept.")
     checkpoint: str | None = Field(None, description="Where this iteration's weights are.")
+    policy_lag: int | None = Field(
+        None,
+        ge=0,
+        description="grpo: policy steps between the policy that sampled a batch and the one "
+        "it trained (0: on-policy; 1: training.grpo.async).",
+    )
     durations: dict[str, float] | None = Field(
         None, description="Seconds per stage (sampling, training, evaluation)."
     )

@@ -23,6 +23,7 @@ from rft_runtime.config.spec import (
     URI_HELP,
     DeepSpeedSpec,
     FieldName,
+    GrpoSpec,
     LoraSpec,
     SearchSpec,
     SearchStrategy,
@@ -283,6 +284,12 @@ class TrainingSpec(ApiModel):
                 ".resumeOptimizer",
             ),
             cel(
+                "!has(self.grpo) || self.method == 'grpo'",
+                "training.grpo is only used with training.method grpo; remove it or set "
+                "method: grpo",
+                ".grpo",
+            ),
+            cel(
                 "!self.resumeOptimizer || self.initFrom == 'previous'",
                 "training.resumeOptimizer needs training.initFrom previous (the base model "
                 "has no optimizer state); set initFrom: previous or resumeOptimizer: false",
@@ -291,18 +298,34 @@ class TrainingSpec(ApiModel):
         )
     )
 
-    method: Literal["sft", "dpo"] = Field(
-        "sft", description="sft: fine-tune on kept samples; dpo: preference pairs."
+    method: Literal["sft", "dpo", "grpo"] = Field(
+        "sft",
+        description="sft: fine-tune on kept samples; dpo: preference pairs; grpo: on-policy "
+        "RL, the training Job samples the policy through the sampler and takes policy-gradient "
+        "steps (training.grpo; the filter and the scoring Job's sampling are not used).",
+    )
+    grpo: GrpoSpec | None = Field(
+        None, description="GRPO parameters (method grpo; defaults apply when omitted)."
     )
     mode: Literal["lora", "full"] = Field(
         "lora", description="Train a LoRA adapter or all weights."
     )
     lora: LoraSpec | None = Field(None, description="LoRA shape (defaults apply when omitted).")
-    epochs: int = Field(2, ge=1, le=100, description="Passes over the kept samples.")
+    epochs: int = Field(
+        2, ge=1, le=100, description="Passes over the kept samples (not used by grpo)."
+    )
     learning_rate: float = Field(2e-4, gt=0, le=1, description="Peak learning rate (> 0).")
-    batch_size: int = Field(8, ge=1, le=4096, description="Micro-batch size per device.")
+    batch_size: int = Field(
+        8,
+        ge=1,
+        le=4096,
+        description="Micro-batch size per device (grpo: sequences per forward pass).",
+    )
     gradient_accumulation_steps: int = Field(
-        1, ge=1, le=1024, description="Micro-batches per optimizer step."
+        1,
+        ge=1,
+        le=1024,
+        description="Micro-batches per optimizer step (grpo: as many as one step's batch needs).",
     )
     max_seq_len: int = Field(
         1024, ge=16, le=1_048_576, description="Truncate prompt + completion to this many tokens."
@@ -432,9 +455,10 @@ class LocalObjectReference(ApiModel):
 
 
 class SandboxSpec(ApiModel):
-    """What the scoring pod's container may do so that the reward sandbox (bubblewrap: user,
-    mount, PID and network namespaces) can be built. Applies only to runs with `code` or
-    `python` rewards; other containers keep RuntimeDefault."""
+    """What the scoring pod's container (and a grpo training pod's, which scores too) may do
+    so that the reward sandbox (bubblewrap: user, mount, PID and network namespaces) can be
+    built. Applies only to runs with `code` or `python` rewards; other containers keep
+    RuntimeDefault."""
 
     model_config = ConfigDict(
         json_schema_extra=rules(
