@@ -6,6 +6,8 @@
 - `grpo_loss`: the clipped policy-gradient loss (PPO-clip on the per-token ratio
   exp(logp - old_logp)), an optional k3 KL penalty against a reference policy, aggregated
   per token or per sequence.
+- `micro_batches`: which sequences a step's forward passes take (those with signal only,
+  when nothing else is in the loss).
 - `step_prompts`: which prompts a step takes (deterministic from seed and step, so a resumed
   run takes the same ones; distinct within a step).
 
@@ -136,6 +138,33 @@ def grpo_loss(
         kl=kl,
         clipped=was_clipped.sum() / weights.sum().clamp(min=1),
     )
+
+
+def micro_batches(
+    lengths: Sequence[int], advantages: Sequence[float], count: int, keep_all: bool
+) -> list[list[int]]:
+    """Exactly `count` micro-batches (the accumulation count DeepSpeed was built with, the
+    same on every rank) of sequence indices, longest first so each pads little.
+
+    A sequence whose advantage is 0 adds exactly 0 to the policy loss and to its gradient
+    (the token or sequence count it adds to the loss's denominator is passed separately),
+    so unless `keep_all` (a KL term, which every sequence feeds) only sequences with signal
+    are run; early in training most groups have none. The kept ones are spread evenly over
+    the micro-batches; a micro-batch left empty runs the shortest sequence without signal
+    alone (a pass that adds nothing, so every rank makes the same passes)."""
+    if count < 1:
+        raise ValueError("count must be >= 1")
+    everything = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    kept = everything if keep_all else [i for i in everything if advantages[i] != 0.0]
+    idle = [i for i in everything if advantages[i] == 0.0][-1:] or everything[-1:]
+    per, extra = divmod(len(kept), count)
+    batches: list[list[int]] = []
+    start = 0
+    for n in range(count):
+        size = per + (1 if n < extra else 0)
+        batches.append(kept[start : start + size] or idle)
+        start += size
+    return batches
 
 
 def step_prompts(n_prompts: int, per_step: int, seed: int, step: int) -> list[int]:

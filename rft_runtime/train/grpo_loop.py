@@ -57,6 +57,7 @@ from .failure import TrainFailure
 from .grpo import (
     group_advantages,
     grpo_loss,
+    micro_batches,
     rank_share,
     step_prompts,
     token_logps,
@@ -65,6 +66,7 @@ from .grpo import (
 from .grpo_sampling import Batch, GroupSampler
 from .loading import check_model_dir, load_tokenizer, saved_dtype
 from .loop import Trainer
+from .losses import first_scored_column
 
 log = logging.getLogger("rft.train.grpo")
 KEEP_POLICIES = 2  # published step folders kept (the sampler may still be loading the older)
@@ -142,19 +144,21 @@ class GrpoTrainer(Trainer):
                 seqs.append(seq)
                 advantages.append(a)
                 olds.append(old)
-        tokens = sum(sum(1 for label in s.labels[1:] if label != D.IGNORE) for s in seqs)
+        tokens = sum(_scored(s) for s in seqs)
         return seqs, advantages, tokens, olds
 
-    def old_logps(self, olds: list[list[float] | None], logps: torch.Tensor) -> torch.Tensor:
-        """The sampling policy's log-probabilities aligned with `logps` ([rows, length - 1]:
-        position j predicts token j + 1); the trainee's own (detached) where unknown."""
+    def old_logps(
+        self, olds: list[list[float] | None], logps: torch.Tensor, start: int = 0
+    ) -> torch.Tensor:
+        """The sampling policy's log-probabilities aligned with `logps` ([rows, columns]:
+        column j predicts token start + j + 1); the trainee's own (detached) where unknown."""
         current = logps.detach()
         if all(old is None for old in olds):
             return current
         table = torch.full(current.shape, math.nan, dtype=current.dtype)
         for row, old in enumerate(olds):
-            if old is not None and len(old) > 1:
-                values = torch.tensor(old[1:], dtype=current.dtype)[: table.size(1)]
+            if old is not None and len(old) > 1 + start:
+                values = torch.tensor(old[1 + start :], dtype=current.dtype)[: table.size(1)]
                 table[row, : values.numel()] = values
         table = table.to(current.device)
         return torch.where(torch.isnan(table), current, table)
@@ -165,31 +169,37 @@ class GrpoTrainer(Trainer):
         (each divided by the batch's token or sequence count, DeepSpeed averages over ranks)."""
         params = self.job.params
         seqs, advantages, tokens, olds = self.sequences(batch)
+        # the loss is divided by every completion token (or sequence) of the batch, those
+        # skipped for having no signal included: skipping them changes nothing
         total = float(tokens) if params.loss_aggregation == "token" else float(len(seqs))
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i].input_ids))
-        size = self.cfg.batch_size
-        chunks = [order[i : i + size] for i in range(0, len(order), size)]
-        assert len(chunks) == self.accumulation, (len(chunks), self.accumulation)
+        use_kl = params.kl_coef > 0
+        lengths = [len(s.input_ids) for s in seqs]
+        chunks = micro_batches(lengths, advantages, self.accumulation, keep_all=use_kl)
+        run = {i for chunk in chunks for i in chunk if use_kl or advantages[i] != 0.0}
+        ran_tokens = sum(_scored(seqs[i]) for i in run)
         pad_id = self.tokenizer.pad_token_id
         loss = kl = clipped = 0.0
-        use_kl = params.kl_coef > 0
         for chunk in chunks:
             micro = D.collate([seqs[i] for i in chunk], pad_id)
             micro = {k: v.to(self.device) for k, v in micro.items()}
             adv = torch.tensor([advantages[i] for i in chunk], device=self.device)
+            # only the columns a loss reads get logits (prompts carry none)
+            start = first_scored_column(micro["labels"])
+            labels = micro["labels"][:, start:]
+            keep = micro["input_ids"].size(1) - start
             with self.autocast():
                 out = self.engine(
-                    input_ids=micro["input_ids"], attention_mask=micro["attention_mask"]
+                    input_ids=micro["input_ids"],
+                    attention_mask=micro["attention_mask"],
+                    logits_to_keep=keep,
                 )
-            logps, mask = token_logps(out.logits, micro["labels"])
+            logps, mask = token_logps(out.logits, labels)
             ref = None
             if use_kl:
                 with torch.no_grad():
-                    ref, _ = token_logps(
-                        self.reference_logits(micro, micro["input_ids"].size(1)), micro["labels"]
-                    )
+                    ref, _ = token_logps(self.reference_logits(micro, keep), labels)
             # sync: the sampling policy is the trainee (ratio 1); async: the sampler's
-            old = self.old_logps([olds[i] for i in chunk], logps)
+            old = self.old_logps([olds[i] for i in chunk], logps, start)
             result = grpo_loss(
                 logps,
                 old,
@@ -205,7 +215,7 @@ class GrpoTrainer(Trainer):
             self.engine.backward(result.loss * self.accumulation)
             self.engine.step()
             loss += float(result.loss.detach())
-            share = float(mask.sum()) / max(tokens, 1)
+            share = float(mask.sum()) / max(ran_tokens, 1)
             kl += float(result.kl) * share if result.kl is not None else 0.0
             clipped += float(result.clipped) * share
         rewards = [r for g in batch.groups for r in g.rewards]
@@ -221,7 +231,8 @@ class GrpoTrainer(Trainer):
             "groups": float(len(groups)),
             "rejected_groups": float(sum(g.error is not None for g in groups)),
             "completion_tokens": float(batch.tokens),
-            "trained_tokens": float(tokens),
+            "trained_tokens": float(ran_tokens),
+            "skipped_sequences": float(len(seqs) - len(run)),
             "clipped": clipped,
         }
         if use_kl:
@@ -233,6 +244,7 @@ class GrpoTrainer(Trainer):
         summed = (
             "reward_sum", "reward_sq_sum", "completions", "correct", "zero_signal_groups",
             "groups", "rejected_groups", "completion_tokens", "trained_tokens",
+            "skipped_sequences",
         )  # fmt: skip
         keys = sorted(stats)
         values = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
@@ -256,6 +268,7 @@ class GrpoTrainer(Trainer):
             "rejected_groups": int(got["rejected_groups"]),
             "completion_tokens": int(got["completion_tokens"]),
             "trained_tokens": int(got["trained_tokens"]),
+            "skipped_sequences": int(got["skipped_sequences"]),
         }
         if "kl" in got:
             record["kl"] = round(got["kl"], 6)
@@ -430,6 +443,11 @@ class GrpoTrainer(Trainer):
             "history": history,
         }
         atomic_write_text(self.paths.train_metrics, json.dumps(metrics, indent=1))
+
+
+def _scored(seq: D.Sequence) -> int:
+    """Completion tokens of a sequence that a loss reads."""
+    return sum(1 for label in seq.labels[1:] if label != D.IGNORE)
 
 
 def _step_of(path: Path) -> int:

@@ -14,6 +14,7 @@ from rft_runtime.train.grpo import (
     group_advantages,
     grpo_loss,
     kl_k3,
+    micro_batches,
     rank_share,
     step_prompts,
     token_logps,
@@ -145,6 +146,46 @@ def test_micro_batches_with_the_batch_total_add_up_to_the_whole_batch() -> None:
             for i, j in ((0, 2), (2, 4))
         ]
         assert float(parts[0] + parts[1]) == pytest.approx(whole.item())
+
+
+def test_sequences_without_signal_are_skipped_and_the_gradient_is_the_same() -> None:
+    torch.manual_seed(1)
+    theta = torch.randn(6, 5)  # one row of "log-probs" per sequence, the parameter
+    old = theta.detach() + 0.2 * torch.randn(6, 5)
+    adv = torch.tensor([0.0, 1.5, 0.0, -1.5, 0.0, 0.0])  # 2 with signal, 4 without
+    mask = (
+        torch.tensor(
+            [[1] * 5, [1] * 4 + [0], [1] * 3 + [0] * 2, [1] * 5, [1] + [0] * 4, [1] * 2 + [0] * 3]
+        )
+        > 0
+    )
+    lengths = [int(m.sum()) for m in mask]
+    for how, total in (("token", int(mask.sum())), ("sequence", 6)):
+        grads = []
+        for keep_all in (True, False):
+            p = theta.clone().requires_grad_(True)
+            chunks = micro_batches(lengths, adv.tolist(), 3, keep_all)
+            assert len(chunks) == 3  # the accumulation count, whatever is skipped
+            for c in chunks:
+                loss = grpo_loss(p[c], old[c], adv[c], mask[c], 0.2, how, total=total).loss  # type: ignore[arg-type]
+                loss.backward()
+            grads.append(p.grad)
+        assert torch.allclose(grads[0], grads[1])
+    ran = micro_batches(lengths, adv.tolist(), 3, keep_all=False)
+    assert sorted(i for c in ran for i in c if adv[i] != 0) == [1, 3]  # each once
+    assert ran[2] == [4]  # left empty: the shortest sequence without signal, alone
+    assert sorted(i for c in micro_batches(lengths, adv.tolist(), 3, True) for i in c) == list(
+        range(6)
+    )
+
+
+def test_micro_batches_stay_within_the_batch_size_longest_first() -> None:
+    lengths = [3, 9, 4, 7, 5, 8, 6]
+    chunks = micro_batches(lengths, [1.0] * 7, 3, keep_all=False)  # 7 sequences, 3 of <= 3
+    assert [len(c) for c in chunks] == [3, 2, 2]
+    assert [lengths[i] for c in chunks for i in c] == sorted(lengths, reverse=True)
+    with pytest.raises(ValueError):
+        micro_batches(lengths, [1.0] * 7, 0, keep_all=False)
 
 
 def test_step_prompts_are_deterministic_and_distinct_within_a_pass() -> None:

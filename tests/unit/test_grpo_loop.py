@@ -161,6 +161,10 @@ def test_async_trains_the_sampled_tokens_against_the_samplers_logprobs(tokenizer
     assert old[0, prompt - 1].item() == -0.5 and old[0, prompt].item() == pytest.approx(-0.1)
     assert old[1, prompt - 1].item() == -2.0
     assert old[1, prompt].item() == -3.0 and old[0, 0].item() == -3.0  # unknown: the trainee's
+    # logits only from the first scored column (start = prompt - 1): still aligned
+    cut = t.old_logps(olds, current[:, prompt - 1 :], start=prompt - 1)
+    assert cut[0, 0].item() == -0.5 and cut[0, 1].item() == pytest.approx(-0.1)
+    assert cut[1, 0].item() == -2.0 and cut[1, 1].item() == -3.0
 
 
 def test_a_stop_without_eos_in_the_sampled_tokens_gets_one(tokenizer: Any) -> None:
