@@ -135,12 +135,12 @@ class _Planner:
         if not self.scored(k):
             self.score(k)
         if k >= maximum:
-            self.finish("MaxIterations", f"finished {maximum} iterations; {self.best_text()}")
+            self.finish("MaxIterations", f"finished {_iterations(maximum)}; {self.best_text()}")
         if not self.trained(k):
             self.train(k)
         st.iteration = k + 1
         if k + 1 == maximum and not does_evaluate(spec, k + 1):
-            self.finish("MaxIterations", f"finished {maximum} iterations; {self.best_text()}")
+            self.finish("MaxIterations", f"finished {_iterations(maximum)}; {self.best_text()}")
 
     def ensure_sampler(self, k: int, label: str) -> None:
         """Go on only once the sampler serving policy k is Ready (start it if missing)."""
@@ -376,3 +376,7 @@ def suspend(planner: _Planner) -> NoReturn:
         elif child.phase in ("Pending", "Running"):
             planner.actions.append(SuspendChild(child.name, child.kind))
     planner.wait("Suspended", "Suspended", "spec.suspend is true: pods stopped, progress kept")
+
+
+def _iterations(count: int) -> str:
+    return f"{count} iteration" if count == 1 else f"{count} iterations"

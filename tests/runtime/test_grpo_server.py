@@ -20,7 +20,7 @@ from rft_runtime.policy_sync import pods_serving, requested_policy
 
 from . import test_score_server as base
 from .test_score_server import Server
-from .test_train import REPO, command, env
+from .test_train import REPO, command, env, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,9 @@ prompts = base.arithmetic
 STEPS = 4
 
 
-def grpo_config(tmp: Path, model: Path, server: Server, data: Path, **grpo: Any) -> Path:
+def grpo_config(
+    tmp: Path, model: Path, server: Server, data: Path, steps: int = STEPS, **grpo: Any
+) -> Path:
     sync = server.config
     config = {
         "run": "arith",
@@ -46,7 +48,7 @@ def grpo_config(tmp: Path, model: Path, server: Server, data: Path, **grpo: Any)
             "params": {
                 "groupSize": 4,
                 "promptsPerStep": 4,
-                "stepsPerIteration": STEPS,
+                "stepsPerIteration": steps,
                 **grpo,
             },
             "policy": {"baseUrl": server.base_url, "model": "policy", "startupWaitSeconds": 60},
@@ -119,3 +121,39 @@ def test_grpo_steps_through_the_sampler_and_a_killed_run_resumes(
     assert summary["kind"] == "train" and summary["steps"] == STEPS
     assert summary["samples"] == 16 * STEPS and summary["policyLag"] == 1
     assert {"generation", "scoring", "policy_sync", "train"} <= set(summary["seconds"])
+
+
+def test_grpo_on_two_nodes_splits_each_steps_prompts(
+    small_model: Path, sampler: Server, prompts: Path, tmp_path: Path
+) -> None:
+    """Two 'pods' of the Indexed training Job: each rank samples and scores its half of a
+    step's prompts, the gradients are averaged, rank 0 publishes the policy."""
+    steps = 2
+    config = grpo_config(tmp_path, small_model, sampler, prompts, steps=steps)
+    port = free_port()
+    procs = []
+    for rank in ("0", "1"):
+        with (tmp_path / f"node{rank}.log").open("w") as log:
+            procs.append(
+                subprocess.Popen(
+                    command(config, nodes=2, node_rank=rank, port=port),
+                    cwd=REPO,
+                    env=env(tmp_path, f"termination-log-{rank}", OMP_NUM_THREADS="1"),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    codes = [p.wait(timeout=900) for p in procs]
+    assert codes == [0, 0], (tmp_path / "node1.log").read_text()[-4000:]
+    metrics = json.loads((tmp_path / "out" / "train-metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["finished"]
+    assert metrics["prompts_per_step"] == 4  # 2 per rank
+    assert [h["step"] for h in metrics["history"]] == [1, 2]
+    assert all(h["completions"] == 16 for h in metrics["history"])  # both ranks' groups
+    for rank in ("0", "1"):
+        summary = json.loads((tmp_path / f"termination-log-{rank}").read_text())
+        assert summary["kind"] == "train" and summary["steps"] == steps
+    node0 = (tmp_path / "node0.log").read_text()
+    assert f"published {tmp_path / 'out'}/policy-steps/step-1 " in node0
+    checkpoint = str(tmp_path / "out" / "checkpoint")
+    assert pods_serving(sampler.config.loaded_dir or "", checkpoint)
