@@ -26,7 +26,7 @@ EXAMPLE = ROOT / "examples" / "arith-grpo.yaml"
 RUN = "arith-grpo"
 MIN_GAIN = 0.30
 CURVE_STEPS = 5  # the reward curve: mean of the last steps against the first ones
-MIN_RISE = 0.15
+MIN_RISE = 0.10  # seen: +0.19, +0.36, +0.45 (the first steps: 0.01-0.03)
 
 
 def manifest(tmp: Path) -> tuple[Path, dict[str, Any]]:
