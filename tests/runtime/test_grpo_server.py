@@ -20,7 +20,7 @@ from rft_runtime.policy_sync import pods_serving, requested_policy
 
 from . import test_score_server as base
 from .test_score_server import Server
-from .test_train import REPO, command, env, free_port
+from .test_train import REPO, command, env, launch_nodes
 
 pytestmark = pytest.mark.slow
 
@@ -130,20 +130,7 @@ def test_grpo_on_two_nodes_splits_each_steps_prompts(
     step's prompts, the gradients are averaged, rank 0 publishes the policy."""
     steps = 2
     config = grpo_config(tmp_path, small_model, sampler, prompts, steps=steps)
-    port = free_port()
-    procs = []
-    for rank in ("0", "1"):
-        with (tmp_path / f"node{rank}.log").open("w") as log:
-            procs.append(
-                subprocess.Popen(
-                    command(config, nodes=2, node_rank=rank, port=port),
-                    cwd=REPO,
-                    env=env(tmp_path, f"termination-log-{rank}", OMP_NUM_THREADS="1"),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-    codes = [p.wait(timeout=900) for p in procs]
+    codes = launch_nodes(tmp_path, config, 2, timeout=900)
     assert codes == [0, 0], (tmp_path / "node1.log").read_text()[-4000:]
     metrics = json.loads((tmp_path / "out" / "train-metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["finished"]

@@ -107,6 +107,25 @@ def command(config: Path, nodes: int = 1, node_rank: str = "0", port: int = 0) -
     )
 
 
+def launch_nodes(tmp: Path, config: Path, nodes: int, timeout: float) -> list[int]:
+    """The pods of an Indexed training Job on this machine, one rank each (gloo over
+    localhost), each with its own termination log and tmp/node<rank>.log; their exit codes."""
+    port = free_port()
+    procs = []
+    for rank in map(str, range(nodes)):
+        with (tmp / f"node{rank}.log").open("w") as log:
+            procs.append(
+                subprocess.Popen(
+                    command(config, nodes=nodes, node_rank=rank, port=port),
+                    cwd=REPO,
+                    env=env(tmp, f"termination-log-{rank}", OMP_NUM_THREADS="1"),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return [p.wait(timeout=timeout) for p in procs]
+
+
 def launch(tmp: Path, config: Path, timeout: float = 600) -> dict:
     """Run the training Job to the end; return its train-metrics.json."""
     log = tmp / "train.log"
@@ -262,20 +281,7 @@ def test_killed_run_resumes_to_same_total_steps(small_model, tmp_path):
 def test_two_nodes_one_rank_each(small_model, tmp_path):
     """Two 'pods' of an Indexed Job on one machine: node ranks 0 and 1, gloo over localhost."""
     config = write_config(tmp_path, small_model, write_sft(tmp_path / "sft.jsonl", 16), batchSize=4)
-    port = free_port()
-    procs = []
-    for rank in ("0", "1"):
-        log = (tmp_path / f"node{rank}.log").open("w")
-        procs.append(
-            subprocess.Popen(
-                command(config, nodes=2, node_rank=rank, port=port),
-                cwd=REPO,
-                env=env(tmp_path, f"termination-log-{rank}", OMP_NUM_THREADS="1"),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    codes = [p.wait(timeout=600) for p in procs]
+    codes = launch_nodes(tmp_path, config, 2, timeout=600)
     assert codes == [0, 0], (tmp_path / "node1.log").read_text()[-3000:]
     metrics = json.loads((tmp_path / "out" / "train-metrics.json").read_text())
     assert metrics["world_size"] == 2
