@@ -1,9 +1,9 @@
 """End to end: `rft run examples/arith-smollm2.yaml --local` on the real small model — the
 operator's reconcile pass and the process kubelet running the pods of its manifests (vLLM
 sampling, math rewards, LoRA SFT under DeepSpeed, greedy evaluation). The executor is
-killed with SIGKILL (a closed terminal, the OOM killer) while sampling and while training,
-and run again; each rerun must stop what the killed one left running before anything
-starts again, and the run must still raise held-out pass@1 by at least 30 points."""
+killed with SIGKILL (a closed terminal, the OOM killer) in every stage and run again; each
+rerun must stop what the killed one left running before anything starts again, and the
+run must still raise held-out pass@1 by at least 30 points."""
 
 from __future__ import annotations
 
@@ -113,14 +113,22 @@ def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: 
         cwd=ROOT,
     )
     assert Path(model.stdout.strip(), "config.json").exists()
-    # the stages whose kill loses work in flight (the operator test, tests/operator/
-    # test_real_work.py, kills the operator in every stage)
     kills: list[tuple[str, Callable[[], bool]]] = [
+        (
+            "StartingSampler",
+            lambda: (
+                status(workdir).get("stage") == "StartingSampler" and bool(recorded_pids(workdir))
+            ),
+        ),
         ("Sampling", lambda: len(progress_lines(workdir)) >= 50),
         # a complete checkpoint (DeepSpeed writes `latest` last): training resumes from it
         (
             "Training",
             lambda: (workdir / "storage" / RUN / "it-0" / "train-state" / "latest").exists(),
+        ),
+        (
+            "Evaluating",
+            lambda: status(workdir).get("stage") == "Evaluating" and bool(recorded_pids(workdir)),
         ),
     ]
     leftovers: list[int] = []
