@@ -25,9 +25,9 @@ from typing import Any
 
 from rft_runtime.bundled_models import cache_root
 from rft_runtime.config.live import LiveProgress
-from rft_runtime.config.paths import OPS_CACHE, STORAGE_MOUNT, RunPaths
+from rft_runtime.config.paths import OPS_CACHE, STORAGE_MOUNT, TORCHINDUCTOR_CACHE, RunPaths
 from rft_runtime.files import atomic_write_json
-from rft_runtime.train.ops_cache import copy_builds
+from rft_runtime.train.ops_cache import copy_builds, copy_compiled
 
 from . import api
 from .client import NotFound
@@ -58,6 +58,7 @@ TERMINAL = ("Succeeded", "Failed")
 
 # the run storage's ops cache, relative to the claim's folder
 OPS_CACHE_IN_STORAGE = Path(OPS_CACHE).relative_to(STORAGE_MOUNT).parts
+KERNELS_IN_STORAGE = Path(TORCHINDUCTOR_CACHE).relative_to(STORAGE_MOUNT).parts
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -268,13 +269,20 @@ class LocalExecutor:
         for sig in previous:
             signal.signal(sig, _interrupt)
         started = time.monotonic()
-        run_ops = Path(self.kubelet.node.claims[self.spec.storage.pvc], *OPS_CACHE_IN_STORAGE)
-        user_ops = cache_root() / "torch_extensions"
-        copy_builds(user_ops, run_ops)  # DeepSpeed ops built by an earlier run: no rebuild
+        storage = Path(self.kubelet.node.claims[self.spec.storage.pvc])
+        run_ops, run_kernels = (
+            storage.joinpath(*OPS_CACHE_IN_STORAGE),
+            storage.joinpath(*KERNELS_IN_STORAGE),
+        )
+        user_ops, user_kernels = cache_root() / "torch_extensions", cache_root() / "torchinductor"
+        # built by an earlier run: no DeepSpeed op rebuild, no sampler model compile
+        copy_builds(user_ops, run_ops)
+        copy_compiled(user_kernels, run_kernels)
         try:
             return asyncio.run(self._run())
         finally:
             copy_builds(run_ops, user_ops)
+            copy_compiled(run_kernels, user_kernels)
             if self.console is not None:
                 self.console.clear()
             with contextlib.suppress(KeyboardInterrupt):

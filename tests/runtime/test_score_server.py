@@ -327,6 +327,16 @@ def test_small_cpu_pods_compute_on_every_core() -> None:
     assert "VLLM_CPU_OMP_THREADS_BIND" not in vllm_env(cuda, {}, cpu_ids=[0])
 
 
+def test_cpu_samplers_use_the_compile_cache_that_loads() -> None:
+    """The AOT artifact of vLLM's CPU build fails to load, so every start would compile
+    again; the per-graph cache loads. A user's setting wins."""
+    config = ServeConfig(model_path="/m", device="cpu")
+    assert vllm_env(config, {})["VLLM_USE_AOT_COMPILE"] == "0"
+    assert vllm_env(config, {"VLLM_USE_AOT_COMPILE": "1"})["VLLM_USE_AOT_COMPILE"] == "1"
+    cuda = ServeConfig(model_path="/m", device="cuda")
+    assert "VLLM_USE_AOT_COMPILE" not in vllm_env(cuda, {})
+
+
 def perturbed_copy(model: Path, out: Path) -> Path:
     """The model with layer 0's input norm zeroed: other weights, other KV, other answers."""
     from safetensors.torch import load_file, save_file
