@@ -85,11 +85,14 @@ def plain_recipe(spec: api.RFTRunSpec) -> tuple[api.RFTRunSpec, list[str]]:
         "sampler.temperatureSchedule": s.temperature_schedule is not None,
         "filter.dropEasyAbove": f.drop_easy_above is not None,
         "filter.minRewardSchedule": f.min_reward_schedule is not None,
+        "filter.prefer": f.prefer != "first",
     }
     sampler = s.model_copy(
         update={"unsolved_extra_samples": 0, "rationalize": None, "temperature_schedule": None}
     )
-    filters = f.model_copy(update={"drop_easy_above": None, "min_reward_schedule": None})
+    filters = f.model_copy(
+        update={"drop_easy_above": None, "min_reward_schedule": None, "prefer": "first"}
+    )
     plain = spec.model_copy(update={"sampler": sampler, "filter": filters})
     return plain, [name for name, used in levers.items() if used]
 

@@ -156,6 +156,12 @@ class FilterSpec(ApiModel):
         description="Per-iteration minReward (one entry per iteration; replaces minReward).",
     )
     max_per_prompt: int = Field(2, ge=1, le=256, description="Keep at most this many per prompt.")
+    prefer: Literal["first", "shortest"] = Field(
+        "first",
+        description="Which of a prompt's equally rewarded samples maxPerPrompt keeps: first "
+        "(sampling order) or shortest (fewest characters: the policy learns to answer "
+        "without padding, so later iterations sample and train fewer tokens).",
+    )
     drop_easy_above: float | None = Field(
         None,
         ge=0,

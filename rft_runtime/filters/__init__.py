@@ -64,7 +64,7 @@ def apply(spec: FilterSpec, threshold: float, samples: Iterable[Sample]) -> Filt
             continue
         passing = min_reward(unique, threshold)
         result.count("min_reward", len(unique), len(passing))
-        chosen = max_per_prompt(passing, spec.max_per_prompt)
+        chosen = max_per_prompt(passing, spec.max_per_prompt, spec.prefer)
         result.count("max_per_prompt", len(passing), len(chosen))
         result.kept.extend(chosen)
         if spec.rejected == "lowest":

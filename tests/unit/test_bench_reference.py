@@ -111,7 +111,9 @@ def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
     tuned = spec.model_copy(
         update={
             "sampler": sampler,
-            "filter": spec.filter.model_copy(update={"drop_easy_above": 0.75}),
+            "filter": spec.filter.model_copy(
+                update={"drop_easy_above": 0.75, "prefer": "shortest"}
+            ),
         }
     )
     plain, ignored = plain_recipe(tuned)
@@ -119,7 +121,9 @@ def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
         "sampler.unsolvedExtraSamples",
         "sampler.temperatureSchedule",
         "filter.dropEasyAbove",
+        "filter.prefer",
     ]
+    assert plain.filter.prefer == "first"
     assert plain.sampler.unsolved_extra_samples == 0 and plain.sampler.temperature_schedule is None
     assert plain.filter.drop_easy_above is None
     assert plain.filter.max_per_prompt == spec.filter.max_per_prompt  # the recipe's own sizes

@@ -46,6 +46,14 @@ def test_max_per_prompt_best_first_with_index_tiebreak() -> None:
     assert [s.completion for s in max_per_prompt(list(reversed(g)), 2)] == ["y", "x"]
 
 
+def test_max_per_prompt_can_prefer_the_shortest_of_equal_rewards() -> None:
+    g = group("a", ("a long way to 5", 1.0), ("5", 1.0), ("nope", 0.0), ("so 5", 1.0))
+    assert [s.completion for s in max_per_prompt(g, 2, "shortest")] == ["5", "so 5"]
+    assert [s.completion for s in max_per_prompt(g, 2)] == ["a long way to 5", "5"]
+    better = group("b", ("long but right", 2.0), ("short", 1.0))
+    assert [s.completion for s in max_per_prompt(better, 1, "shortest")] == ["long but right"]
+
+
 def test_dedup_keeps_first_of_each() -> None:
     g = group("a", ("same", 1.0), ("other", 0.0), ("same", 1.0))
     assert [(s.completion, s.index) for s in dedup(g)] == [("same", 0), ("other", 1)]
