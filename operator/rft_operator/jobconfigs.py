@@ -118,6 +118,14 @@ def job_rewards(spec: RFTRunSpec, layout: Layout) -> list[RewardSpec]:
     ]
 
 
+def eval_concurrency(concurrency: int, sampled_per_prompt: int, evaluated_per_prompt: int) -> int:
+    """Requests in flight while evaluating: as many sequences as sampling keeps in flight
+    (concurrency x samplesPerPrompt), so a greedy pass batches as well on the same server
+    and load. Never fewer than `concurrency`."""
+    sequences = concurrency * sampled_per_prompt
+    return max(concurrency, sequences // max(1, evaluated_per_prompt))
+
+
 def score_config(
     spec: RFTRunSpec,
     run: str,
@@ -159,6 +167,9 @@ def score_config(
             samples_per_prompt=ev.samples_per_prompt,
             temperature=ev.temperature,
             max_tokens=sampler.max_tokens,
+            concurrency=eval_concurrency(
+                sampler.concurrency, sampler.samples_per_prompt, ev.samples_per_prompt
+            ),
         )
     train = train_prompts(spec, layout) if does_sample(spec, index) else None
     return ScoreJobConfig(

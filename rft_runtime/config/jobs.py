@@ -119,6 +119,9 @@ class EvalParams(ApiModel):
     samples_per_prompt: int = 1
     temperature: float = 0.0
     max_tokens: int = 256
+    concurrency: int | None = Field(
+        None, description="Requests in flight while evaluating (default: the endpoint's)."
+    )
 
 
 class ScoreJobConfig(ApiModel):

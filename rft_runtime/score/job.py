@@ -94,11 +94,14 @@ async def evaluate(config: ScoreJobConfig, out: IterationPaths, metrics: dict[st
     request = Request(
         config.policy.model, params.samples_per_prompt, params.temperature, 1.0, params.max_tokens
     )
+    endpoint = config.policy
+    if params.concurrency is not None:
+        endpoint = endpoint.model_copy(update={"concurrency": params.concurrency})
     start = time.monotonic()
     for eval_set in params.sets:
         records, stats = await _pass(
             config,
-            config.policy,
+            endpoint,
             eval_set.source,
             request,
             Path(out.progress(f"eval-{eval_set.name}")),
