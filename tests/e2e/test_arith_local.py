@@ -186,10 +186,9 @@ def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: 
     best = result["best"]
     gain = best["evalScore"] - base["add/pass@1"]
     assert gain >= MIN_GAIN, f"gain {gain:.3f}: base {base}, best {best}, {result['iterations']}"
-    best_scores = next(i for i in result["iterations"] if i["index"] == best["iteration"])
-    assert best_scores["evalScores"]["mul-guard/pass@1"] >= (
-        base["mul-guard/pass@1"] - GUARD_ALLOWED_DROP
-    )
+    # the guard set never falls more than 2 points below its baseline, in any iteration
+    guard = [i["evalScores"]["mul-guard/pass@1"] for i in result["iterations"]]
+    assert min(guard) >= base["mul-guard/pass@1"] - GUARD_ALLOWED_DROP, guard
     # the scoring pod killed mid-sampling resumed: every prompt was sampled exactly once
     ids = [row["id"] for row in progress_lines(workdir)]
     assert len(ids) == len(set(ids)) == 300
