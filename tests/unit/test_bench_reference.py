@@ -119,12 +119,14 @@ def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
     plain, ignored = plain_recipe(tuned)
     assert ignored == [
         "sampler.unsolvedExtraSamples",
+        "sampler.rationalize",  # the example's own lever
         "sampler.temperatureSchedule",
         "filter.dropEasyAbove",
         "filter.prefer",
     ]
     assert plain.filter.prefer == "first"
     assert plain.sampler.unsolved_extra_samples == 0 and plain.sampler.temperature_schedule is None
+    assert plain.sampler.rationalize is None
     assert plain.filter.drop_easy_above is None
     assert plain.filter.max_per_prompt == spec.filter.max_per_prompt  # the recipe's own sizes
     assert plain.sampler.samples_per_prompt == spec.sampler.samples_per_prompt
