@@ -74,14 +74,19 @@ def copy_compiled(source: Path, target: Path) -> int:
         if relative.parts[0] in COMPILE_CACHE_SKIPPED or not path.is_file():
             continue
         destination = target / relative
-        if destination.exists() or path.name.startswith(".tmp"):
+        # dot files are temporaries being written (inductor's and this function's own)
+        if destination.exists() or path.name.startswith("."):
             continue
         with contextlib.suppress(OSError):
             destination.parent.mkdir(parents=True, exist_ok=True)
             handle, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{path.name}.")
             os.close(handle)
-            shutil.copy2(path, tmp)
-            os.rename(tmp, destination)
+            try:
+                shutil.copy2(path, tmp)
+                os.rename(tmp, destination)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
             copied += 1
     return copied
 

@@ -68,6 +68,7 @@ def test_compiled_sampler_kernels_travel_file_by_file_without_locks(tmp_path: Pa
     (run / "locks" / "bb.lock").write_text("")
     (run / "precompiled_headers").mkdir()
     (run / "precompiled_headers" / "big.gch").write_bytes(b"h")
+    (run / "bb" / ".kernel.main.so.x1y2").write_bytes(b"half")  # a copy cut short
     assert ops_cache.copy_compiled(run, user) == 2
     assert (user / "fxgraph" / "ab" / "entry").read_bytes() == b"graph"
     assert not (user / "locks").exists() and not (user / "precompiled_headers").exists()
