@@ -77,7 +77,8 @@ def unsupported(spec: api.RFTRunSpec) -> list[str]:
 def plain_recipe(spec: api.RFTRunSpec) -> tuple[api.RFTRunSpec, list[str]]:
     """The spec without rft's learning levers, and which were set: the script a user would
     write samples every prompt the same way at one temperature and keeps up to
-    maxPerPrompt correct answers of every prompt. Those levers are what is compared."""
+    maxPerPrompt correct answers of every prompt (also those cut at maxTokens). Those
+    levers are what is compared."""
     s, f = spec.sampler, spec.filter
     levers = {
         "sampler.unsolvedExtraSamples": s.unsolved_extra_samples != 0,
@@ -86,12 +87,18 @@ def plain_recipe(spec: api.RFTRunSpec) -> tuple[api.RFTRunSpec, list[str]]:
         "filter.dropEasyAbove": f.drop_easy_above is not None,
         "filter.minRewardSchedule": f.min_reward_schedule is not None,
         "filter.prefer": f.prefer != "first",
+        "filter.dropTruncated": f.drop_truncated,
     }
     sampler = s.model_copy(
         update={"unsolved_extra_samples": 0, "rationalize": None, "temperature_schedule": None}
     )
     filters = f.model_copy(
-        update={"drop_easy_above": None, "min_reward_schedule": None, "prefer": "first"}
+        update={
+            "drop_easy_above": None,
+            "min_reward_schedule": None,
+            "prefer": "first",
+            "drop_truncated": False,  # the script keeps every correct completion, cut or not
+        }
     )
     plain = spec.model_copy(update={"sampler": sampler, "filter": filters})
     return plain, [name for name, used in levers.items() if used]

@@ -168,6 +168,12 @@ class FilterSpec(ApiModel):
         le=1,
         description="Drop prompts whose pass rate is at least this (1.0: drop all-correct ones).",
     )
+    drop_truncated: bool = Field(
+        True,
+        description="Drop completions the sampler cut at sampler.maxTokens (finish reason "
+        "length): an unfinished answer is no demonstration, whatever number the reward read "
+        "in it. false keeps them; they are trained without an end-of-sequence token.",
+    )
     dedup: bool = Field(True, description="Drop duplicate completions of the same prompt.")
     rejected: Literal["none", "lowest"] = Field(
         "none", description="Also keep a rejected sample per chosen one (needed by DPO)."

@@ -1,8 +1,9 @@
 """Filters: pure functions from scored samples (grouped by prompt) to training data.
 
 Order per prompt: length -> language -> dedup -> near-duplicates -> drop too-easy prompts
-(judged on all samples) -> min reward -> at most k best -> (optionally) pair each kept
-sample with the prompt's lowest-reward sample. Each dropping step counts what it dropped
+(judged on all samples) -> min reward -> drop truncated -> at most k best -> (optionally)
+pair each kept sample with the prompt's lowest-reward sample (truncated ones included: a cut
+completion is still a fair rejected one). Each dropping step counts what it dropped
 in `FilterResult.dropped` (reported in metrics.json as `dropped_by_filter`).
 A new filter is a new file plus one step in `apply`.
 """
@@ -22,6 +23,7 @@ from .max_per_prompt import max_per_prompt
 from .min_reward import min_reward
 from .near_dup import near_dedup
 from .rejected import lowest, pairs_with_lowest
+from .truncated import finished_only
 
 
 @dataclass
@@ -32,7 +34,7 @@ class FilterResult:
     duplicates: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     """Samples each dropping filter removed: length, language, duplicates, near_duplicates,
-    easy_prompt, min_reward, max_per_prompt."""
+    easy_prompt, min_reward, truncated, max_per_prompt."""
 
     def count(self, name: str, before: int, after: int) -> None:
         self.dropped[name] = self.dropped.get(name, 0) + before - after
@@ -64,6 +66,10 @@ def apply(spec: FilterSpec, threshold: float, samples: Iterable[Sample]) -> Filt
             continue
         passing = min_reward(unique, threshold)
         result.count("min_reward", len(unique), len(passing))
+        if spec.drop_truncated:
+            finished = finished_only(passing)
+            result.count("truncated", len(passing), len(finished))
+            passing = finished
         chosen = max_per_prompt(passing, spec.max_per_prompt, spec.prefer)
         result.count("max_per_prompt", len(passing), len(chosen))
         result.kept.extend(chosen)
@@ -79,6 +85,7 @@ __all__ = [
     "best_first",
     "by_prompt",
     "dedup",
+    "finished_only",
     "in_language",
     "is_too_easy",
     "length_filter",

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Sample:
     """One completion of one prompt with its total reward; `index` is its position among the
-    prompt's completions and breaks ties deterministically."""
+    prompt's completions and breaks ties deterministically. `finished` is false when the
+    sampler cut the completion at its token limit."""
 
     prompt_id: str
     index: int
     completion: str
     reward: float
+    finished: bool = True
 
 
 def by_prompt(samples: Iterable[Sample]) -> dict[str, list[Sample]]:

@@ -11,9 +11,19 @@ from .formatting import chat_messages, raw_text
 from .passk import mean_pass_at_k
 
 
+def _finished(completion: dict[str, Any]) -> bool:
+    """Cut at the token limit: vLLM's finish reason `length`."""
+    return completion.get("finish_reason") != "length"
+
+
+def _unfinished(key: str, sample: Sample) -> dict[str, bool]:
+    """`<key>_finished: false` on rows whose completion was cut (training adds no EOS)."""
+    return {} if sample.finished else {f"{key}_finished": False}
+
+
 def to_samples(records: Sequence[dict[str, Any]]) -> list[Sample]:
     return [
-        Sample(r["id"], c["index"], c["text"], float(c["reward"]))
+        Sample(r["id"], c["index"], c["text"], float(c["reward"]), _finished(c))
         for r in records
         for c in r["completions"]
     ]
@@ -84,7 +94,8 @@ def _prompt_fields(fmt: PromptFormat, prompt: str) -> dict[str, Any]:
 def sft_rows(
     records: Sequence[dict[str, Any]], result: FilterResult, fmt: PromptFormat
 ) -> list[dict[str, Any]]:
-    """{prompt_id, messages, completion, reward}: the training Job's SFT rows."""
+    """{prompt_id, messages, completion, reward} (+ completion_finished: false for a cut
+    completion): the training Job's SFT rows."""
     by_id = {r["id"]: r for r in records}
     return [
         {
@@ -92,6 +103,7 @@ def sft_rows(
             **_prompt_fields(fmt, by_id[s.prompt_id]["prompt"]),
             "completion": s.completion,
             "reward": s.reward,
+            **_unfinished("completion", s),
         }
         for s in result.kept
     ]
@@ -110,6 +122,8 @@ def dpo_rows(
             "rejected": rejected.completion,
             "chosen_reward": chosen.reward,
             "rejected_reward": rejected.reward,
+            **_unfinished("chosen", chosen),
+            **_unfinished("rejected", rejected),
         }
         for chosen, rejected in result.pairs
     ]

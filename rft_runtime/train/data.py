@@ -3,8 +3,9 @@
 sft.jsonl rows: {prompt_id, messages, completion, reward} (+ prompt: the raw text sent when
 the chat template was not used; then it is what gets tokenized)
 dpo.jsonl rows: {prompt_id, messages, chosen, rejected, chosen_reward, rejected_reward}
-Prompt and completion are tokenized separately (as the sampler produced them) and the
-completion ends with EOS, so the trained model learns to stop.
+Prompt and completion are tokenized separately (as the sampler produced them) and a
+completion ends with EOS, so the trained model learns to stop; one the sampler cut at its
+token limit (`<key>_finished: false`) gets none, so the model does not learn to stop there.
 """
 
 from __future__ import annotations
@@ -85,9 +86,9 @@ def raw_prompt_ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
-def completion_ids(tokenizer: Any, completion: str) -> list[int]:
+def completion_ids(tokenizer: Any, completion: str, finished: bool = True) -> list[int]:
     ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-    return [*ids, tokenizer.eos_token_id]
+    return [*ids, tokenizer.eos_token_id] if finished else ids
 
 
 def encode(prompt: list[int], completion: list[int], max_len: int) -> tuple[Sequence | None, bool]:
@@ -125,9 +126,9 @@ def tokenize(
         )
         seqs = []
         for key in keys:
-            seq, cut = encode(
-                prompt, completion_ids(tokenizer, _field(row, key, path, number)), max_len
-            )
+            finished = row.get(f"{key}_finished", True) is not False
+            completion = completion_ids(tokenizer, _field(row, key, path, number), finished)
+            seq, cut = encode(prompt, completion, max_len)
             data.truncated += int(cut)
             seqs.append(seq)
         if any(seq is None for seq in seqs):

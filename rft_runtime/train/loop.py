@@ -52,7 +52,9 @@ def prepare_data(cfg: TrainJobConfig, tokenizer: Any) -> D.Dataset:
         raise TrainFailure(
             "EmptyDataset",
             f"dataset {cfg.dataset_path} has no rows: the filter kept nothing; lower "
-            "filter.minReward or raise sampler.samplesPerPrompt",
+            "filter.minReward or raise sampler.samplesPerPrompt (the scoring Job's "
+            "metrics.json counts what each filter dropped: many 'truncated' means "
+            "sampler.maxTokens cuts the answers; raise it)",
         )
     dataset = D.tokenize(rows, tokenizer, cfg.method, cfg.max_seq_len, cfg.dataset_path)
     if not dataset.examples:

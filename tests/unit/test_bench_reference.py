@@ -123,8 +123,9 @@ def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
         "sampler.temperatureSchedule",
         "filter.dropEasyAbove",
         "filter.prefer",
+        "filter.dropTruncated",  # on by default: a plain script keeps cut completions
     ]
-    assert plain.filter.prefer == "first"
+    assert plain.filter.prefer == "first" and plain.filter.drop_truncated is False
     assert plain.sampler.unsolved_extra_samples == 0 and plain.sampler.temperature_schedule is None
     assert plain.sampler.rationalize is None
     assert plain.filter.drop_easy_above is None

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from rft_runtime.config.filter_spec import FilterSpec, LanguageSpec, LengthSpec, NearDuplicateSpec
+from rft_runtime.config.jobs import PromptFormat
 from rft_runtime.filters import (
     Sample,
     apply,
@@ -27,7 +28,7 @@ from rft_runtime.filters import (
 )
 from rft_runtime.filters.language import UnknownLanguage, language_of
 from rft_runtime.filters.near_dup import jaccard, shingles
-from rft_runtime.score.outputs import train_metrics
+from rft_runtime.score.outputs import dpo_rows, sft_rows, to_samples, train_metrics
 
 
 def group(prompt: str, *items: tuple[str, float]) -> list[Sample]:
@@ -241,6 +242,7 @@ def test_pipeline_order_and_drop_counts() -> None:
         "duplicates": 1,
         "near_duplicates": 1,
         "min_reward": 1,
+        "truncated": 0,
         "max_per_prompt": 1,
     }
     assert result.duplicates == 1
@@ -276,6 +278,39 @@ def test_defaults_unchanged_without_new_filters() -> None:
     assert [s.index for s in result.kept] == [0]
     assert "length" not in result.dropped and "language" not in result.dropped
     assert result.dropped["duplicates"] == 1
+
+
+def test_completions_cut_at_the_token_limit_are_not_kept_but_still_rejected() -> None:
+    """A cut completion that happens to end on the right number is no demonstration; it
+    still counts for the prompt's pass rate and is a fair rejected sample."""
+    records = [
+        {
+            "id": "p",
+            "prompt": "What is 2 + 2?",
+            "completions": [
+                {"index": 0, "text": "4, then we add", "reward": 1.0, "finish_reason": "length"},
+                {"index": 1, "text": "2 + 2 = 4", "reward": 1.0, "finish_reason": "stop"},
+                {"index": 2, "text": "Let me think about 5 and", "reward": 0.0,
+                 "finish_reason": "length"},
+            ],
+        }
+    ]  # fmt: skip
+    samples = to_samples(records)
+    assert [s.finished for s in samples] == [False, True, False]
+    result = apply(FilterSpec(maxPerPrompt=2, rejected="lowest"), 1.0, samples)
+    assert [s.index for s in result.kept] == [1]
+    assert result.dropped["truncated"] == 1
+    assert [(c.index, r.index) for c, r in result.pairs] == [(1, 2)]
+    fmt = PromptFormat()
+    assert "completion_finished" not in sft_rows(records, result, fmt)[0]
+    assert dpo_rows(records, result, fmt)[0]["rejected_finished"] is False
+    # pass rate is judged on every sample, cut or not: 2 of 3 correct
+    assert is_too_easy(samples, 1.0, 0.6)
+
+    kept_all = apply(FilterSpec(maxPerPrompt=2, dropTruncated=False), 1.0, samples)
+    assert [s.index for s in kept_all.kept] == [0, 1]
+    rows = sft_rows(records, kept_all, fmt)
+    assert rows[0]["completion_finished"] is False and "completion_finished" not in rows[1]
 
 
 @pytest.mark.parametrize(

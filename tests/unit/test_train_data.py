@@ -57,6 +57,15 @@ def test_sft_labels_cover_completion_and_eos_only(tokenizer):
     assert "".join(tokenizer.convert_ids_to_tokens(seq.input_ids[: len(prompt)])) == prompt
 
 
+def test_a_completion_cut_at_the_token_limit_gets_no_eos(tokenizer):
+    """The sampler stopped it, not the model: training must not teach stopping there."""
+    rows = [sft_row(1, "ab"), {**sft_row(1, "ab"), "completion_finished": False}]
+    finished, cut = (e.chosen for e in D.tokenize(rows, tokenizer, "sft", max_len=64).examples)
+    assert finished.input_ids[-1] == tokenizer.eos_token_id
+    assert cut.input_ids == finished.input_ids[:-1]
+    assert tokenizer.eos_token_id not in cut.input_ids
+
+
 def test_a_prompt_sent_without_the_chat_template_is_trained_as_sent(tokenizer):
     """useChatTemplate false: the sampler got the raw text, so training must see it too."""
     row = {**sft_row(3, "ab"), "prompt": "Q: 1+1="}
