@@ -42,6 +42,7 @@ from rft_runtime.config.spec import LoraSpec
 from rft_runtime.rewards import is_correct, score_batch
 from rft_runtime.score.data import PromptRow, load_prompts
 from rft_runtime.score.formatting import chat_messages, raw_text
+from rft_runtime.train.loading import lr_factor
 
 IGNORE = -100  # label of positions without loss (prompt, padding), as transformers expects
 
@@ -344,6 +345,11 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=0.0)
     rng = random.Random(setup.seed)
     lengths = [len(ids) for ids, _ in examples]
+    # the manifest's schedule, as the training Job follows it (unset: linear for sft)
+    total = t.epochs * -(-len(examples) // t.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_factor(t.lr_schedule or "linear", total)
+    )
     steps, tokens, loss_value, started = 0, 0, 0.0, time.monotonic()
     for epoch in range(t.epochs):
         for indices in length_grouped(lengths, t.batch_size, rng):
@@ -353,6 +359,7 @@ def train(
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            schedule.step()
             steps += 1
             tokens += int(batch["attention_mask"].sum())
             loss_value = float(loss.detach())

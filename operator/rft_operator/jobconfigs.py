@@ -224,6 +224,7 @@ def train_config(
         output_dir=paths.dir,
         epochs=training.epochs,
         learning_rate=training.learning_rate,
+        lr_schedule=training.lr_schedule or ("constant" if method == "grpo" else "linear"),
         batch_size=training.batch_size,
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         max_seq_len=training.max_seq_len,

@@ -186,6 +186,7 @@ class TrainJobConfig(ApiModel):
     output_dir: str = Field(description="The iteration's folder; checkpoint/ is written here.")
     epochs: int = 2
     learning_rate: float = 2e-4
+    lr_schedule: Literal["linear", "constant"] = "linear"
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_seq_len: int = 1024

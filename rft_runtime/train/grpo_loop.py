@@ -323,8 +323,8 @@ class GrpoTrainer(Trainer):
         self.start_world()
         self.per_rank = math.ceil(params.prompts_per_step / self.world)
         self.accumulation = math.ceil(self.per_rank * params.group_size / cfg.batch_size)
-        self.start_engine(self.accumulation)
         self.total_steps = params.steps_per_iteration
+        self.start_engine(self.accumulation, self.total_steps)
         start_step, history = self.restore()
 
         # the sampler must serve the trainee's weights before the first sample

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,27 @@ def policy_model(cfg: TrainJobConfig, dtype: torch.dtype) -> Any:
         # keep the adapter in the training dtype: DeepSpeed's bf16 path wants one dtype
         model = get_peft_model(model, lora_config(cfg), autocast_adapter_dtype=False)
     return model
+
+
+def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
+    """The learning rate's multiplier before optimizer step `done` + 1: linear goes from 1
+    down to 1/total at the last step (never 0: every step still learns)."""
+    if schedule == "constant":
+        return lambda done: 1.0
+    total = max(total_steps, 1)
+    return lambda done: max(total - done, 1) / total
+
+
+def lr_scheduler(schedule: str, total_steps: int) -> Callable[[Any], Any]:
+    """For `deepspeed.initialize(lr_scheduler=...)`: DeepSpeed calls it with the optimizer it
+    built, steps it after every optimizer step and keeps its state in the train state, so a
+    resumed Job continues the schedule where it stopped."""
+    factor = lr_factor(schedule, total_steps)
+
+    def build(optimizer: Any) -> Any:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    return build
 
 
 def deepspeed_config(cfg: TrainJobConfig, precision: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from .loading import (
     deepspeed_config,
     load_model,
     load_tokenizer,
+    lr_scheduler,
     policy_model,
     resolve_precision,
     saved_dtype,
@@ -161,9 +162,10 @@ class Trainer:
             return True
         return bool(self.cfg.grpo and self.cfg.grpo.params.kl_coef > 0)
 
-    def start_engine(self, accumulation: int) -> None:
+    def start_engine(self, accumulation: int, total_steps: int) -> None:
         """The policy (and, in full mode, a frozen reference when the loss needs one) as a
-        DeepSpeed engine taking `accumulation` micro-batches per optimizer step."""
+        DeepSpeed engine taking `accumulation` micro-batches per optimizer step, its learning
+        rate following `training.lrSchedule` over `total_steps`."""
         import deepspeed
 
         from . import ops_cache
@@ -180,7 +182,10 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         ds_cfg = cfg.model_copy(update={"gradient_accumulation_steps": accumulation})
         self.engine, *_ = deepspeed.initialize(
-            model=model, model_parameters=params, config=deepspeed_config(ds_cfg, self.precision)
+            model=model,
+            model_parameters=params,
+            config=deepspeed_config(ds_cfg, self.precision),
+            lr_scheduler=lr_scheduler(cfg.lr_schedule, total_steps),
         )
         ops_cache.save()
 
@@ -248,13 +253,12 @@ class Trainer:
         dataset = prepare_data(cfg, tokenizer)
 
         self.start_world()
-        self.start_engine(cfg.gradient_accumulation_steps)
-
         accumulation = cfg.gradient_accumulation_steps
         per_epoch = D.steps_per_epoch(
             len(dataset.examples), cfg.batch_size, self.world, accumulation
         )
         self.total_steps = per_epoch * cfg.epochs
+        self.start_engine(accumulation, self.total_steps)
         start_step, history = self.restore()
         lengths = [e.length() for e in dataset.examples]
         pad_id = tokenizer.pad_token_id
@@ -269,11 +273,13 @@ class Trainer:
                 step += 1
                 if step <= start_step:
                     continue
+                lr = float(self.engine.get_lr()[0])  # this step's (training.lrSchedule)
                 stats = [
                     self.micro_step(D.batch_for(dataset.examples, indices, pad_id))
                     for indices in mine[index * accumulation : (index + 1) * accumulation]
                 ]
                 record = self.reduce(stats, step, epoch)
+                record["lr"] = lr
                 step_tokens = record.pop("tokens_all")
                 tokens += step_tokens
                 history.append(record)

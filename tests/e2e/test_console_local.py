@@ -28,8 +28,9 @@ spec:
   iterations: {max: 2}
   sampler: {samplesPerPrompt: 2, temperature: 1.0, maxTokens: 24, concurrency: 16}
   rewards: [{name: answer, type: numeric, weight: 1.0}]
-  # keep every sample (up to 2 per prompt): both iterations train, whatever the model says
-  filter: {minReward: 0.0, maxPerPrompt: 2, dedup: false}
+  # keep every sample (up to 2 per prompt, cut ones too): both iterations train, whatever
+  # the model says
+  filter: {minReward: 0.0, maxPerPrompt: 2, dedup: false, dropTruncated: false}
   training:
     method: sft
     mode: lora

@@ -152,6 +152,8 @@ def sft_run(small_model: Path, tmp_path_factory) -> tuple[Path, dict]:
 def test_sft_lora_lowers_loss(sft_run):
     tmp, metrics = sft_run
     assert metrics["steps"] == 4 and len(metrics["history"]) == 4  # 32 rows / batch 8
+    # training.lrSchedule linear (the sft default): 1e-3 down to a quarter of it
+    assert losses(metrics, "lr") == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
     curve = losses(metrics)
     assert curve[-1] < 0.7 * curve[0], curve
     assert metrics["tokens_per_second"] > 0 and metrics["truncated"] == 0
@@ -275,6 +277,8 @@ def test_killed_run_resumes_to_same_total_steps(small_model, tmp_path):
     assert 2 <= metrics["resumed_from_step"] < 8
     assert metrics["steps_this_run"] == 8 - metrics["resumed_from_step"]
     assert [h["step"] for h in metrics["history"]] == list(range(1, 9))
+    # the learning-rate schedule resumes where it stopped, not from the top
+    assert losses(metrics, "lr") == pytest.approx([1e-3 * (8 - i) / 8 for i in range(8)])
     assert (tmp_path / "out" / "checkpoint" / "model.safetensors").exists()
 
 

@@ -119,6 +119,21 @@ def test_iteration_folders_are_the_runtime_paths(spec: RFTRunSpec, layout: Layou
             assert train.resume_optimizer_from == IterationPaths(previous.output_dir).train_state
 
 
+def test_the_learning_rate_decays_over_fixed_samples_and_stays_on_fresh_ones(
+    spec: RFTRunSpec, layout: Layout
+) -> None:
+    """training.lrSchedule unset: linear for sft/dpo (epochs over one set), constant for grpo."""
+    status = RFTRunStatus()
+    assert train_config(spec, status, RUN.name, 0, layout).lr_schedule == "linear"
+    training = spec.training.model_copy(update={"method": "grpo"})
+    grpo = spec.model_copy(update={"training": training})
+    assert train_config(grpo, status, RUN.name, 0, layout).lr_schedule == "constant"
+    chosen = spec.model_copy(
+        update={"training": spec.training.model_copy(update={"lr_schedule": "constant"})}
+    )
+    assert train_config(chosen, status, RUN.name, 0, layout).lr_schedule == "constant"
+
+
 def test_the_next_policy_is_the_checkpoint_training_writes(
     spec: RFTRunSpec, layout: Layout
 ) -> None:

@@ -15,6 +15,7 @@ pytest.importorskip("transformers")
 from rft_runtime.config.jobs import TrainJobConfig
 from rft_runtime.train import data as D
 from rft_runtime.train.__main__ import main
+from rft_runtime.train.loading import lr_factor
 from rft_runtime.train.losses import dpo_loss, first_scored_column, sequence_logps, sft_loss
 
 TEMPLATE = (
@@ -55,6 +56,13 @@ def test_sft_labels_cover_completion_and_eos_only(tokenizer):
     assert seq.labels[len(prompt) :] == seq.input_ids[len(prompt) :]
     assert seq.input_ids[-1] == tokenizer.eos_token_id
     assert "".join(tokenizer.convert_ids_to_tokens(seq.input_ids[: len(prompt)])) == prompt
+
+
+def test_linear_learning_rate_falls_to_a_last_nonzero_step():
+    linear = lr_factor("linear", 4)
+    assert [linear(done) for done in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    assert linear(10) == 0.25  # past the end (wrapped batches): never 0, never negative
+    assert {lr_factor("constant", 4)(done) for done in range(6)} == {1.0}
 
 
 def test_a_completion_cut_at_the_token_limit_gets_no_eos(tokenizer):

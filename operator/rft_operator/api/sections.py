@@ -315,6 +315,13 @@ class TrainingSpec(ApiModel):
         2, ge=1, le=100, description="Passes over the kept samples (not used by grpo)."
     )
     learning_rate: float = Field(2e-4, gt=0, le=1, description="Peak learning rate (> 0).")
+    lr_schedule: Literal["linear", "constant"] | None = Field(
+        None,
+        description="Learning rate over one training Job's steps: linear (from learningRate "
+        "down toward 0 at the last step, as transformers' Trainer does by default) or "
+        "constant (learningRate throughout). Default: linear for sft and dpo (epochs over a "
+        "fixed set of samples), constant for grpo (every step on fresh samples).",
+    )
     batch_size: int = Field(
         8,
         ge=1,
