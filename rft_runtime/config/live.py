@@ -49,8 +49,9 @@ class LiveProgress(ApiModel):
 
     @property
     def eta_seconds(self) -> float | None:
-        """Remaining time at this process's pace so far (None before the first unit)."""
+        """Remaining time at this process's pace so far; None until 5 % of its units are done
+        (the first prompts finish while dozens more are in flight: their pace says nothing)."""
         pace = self.done - self.resumed_at
-        if pace <= 0 or self.elapsed_seconds <= 0:
+        if pace <= 0 or pace < 0.05 * (self.total - self.resumed_at) or self.elapsed_seconds <= 0:
             return None
         return (self.total - self.done) * self.elapsed_seconds / pace

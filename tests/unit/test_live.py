@@ -70,3 +70,16 @@ def test_without_a_port_or_a_path_nothing_is_served_or_written(
     reporter.finish()
     assert reporter.state is not None and reporter.state.finished
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_time_left_is_guessed_from_the_first_prompts() -> None:
+    """With 32 requests in flight the first finished prompt says nothing about the pace."""
+
+    def at(done: int) -> contract.LiveProgress:
+        return contract.LiveProgress(
+            job="score", run="r", iteration=2, phase="sample", unit="prompts",
+            done=done, total=300, elapsed_seconds=8.0, updated=0.0,
+        )  # fmt: skip
+
+    assert at(1).eta_seconds is None and at(14).eta_seconds is None
+    assert at(15).eta_seconds == pytest.approx(285 * 8.0 / 15)
