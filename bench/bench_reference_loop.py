@@ -82,6 +82,7 @@ def plain_recipe(spec: api.RFTRunSpec) -> tuple[api.RFTRunSpec, list[str]]:
     levers are what is compared."""
     s, f = spec.sampler, spec.filter
     levers = {
+        "sampler.adaptive": s.adaptive,
         "sampler.unsolvedExtraSamples": s.unsolved_extra_samples != 0,
         "sampler.rationalize": s.rationalize is not None,
         "sampler.temperatureSchedule": s.temperature_schedule is not None,
@@ -91,7 +92,12 @@ def plain_recipe(spec: api.RFTRunSpec) -> tuple[api.RFTRunSpec, list[str]]:
         "filter.dropTruncated": f.drop_truncated,
     }
     sampler = s.model_copy(
-        update={"unsolved_extra_samples": 0, "rationalize": None, "temperature_schedule": None}
+        update={
+            "adaptive": False,
+            "unsolved_extra_samples": 0,
+            "rationalize": None,
+            "temperature_schedule": None,
+        }
     )
     filters = f.model_copy(
         update={

@@ -185,6 +185,7 @@ def score_config(
         sampling=SamplingParams(
             n=sampler.samples_per_prompt,
             temperature=temperature(spec, index),
+            adaptive=sampler.adaptive,
             unsolved_extra_samples=sampler.unsolved_extra_samples,
             hint_template=sampler.rationalize.template if sampler.rationalize else None,
             hint_samples=sampler.rationalize.samples_per_prompt if sampler.rationalize else 4,

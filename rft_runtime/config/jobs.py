@@ -96,6 +96,11 @@ class SamplingParams(ApiModel):
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 256
+    adaptive: bool = Field(
+        False,
+        description="Two rounds: ceil(n/2) samples first, the rest only for prompts not "
+        "settled by then (enough to keep, too easy, or unsolved with a hint round to come).",
+    )
     unsolved_extra_samples: int = Field(
         0, description="A second round of this many samples for prompts with no correct one."
     )

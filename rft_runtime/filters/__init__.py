@@ -1,7 +1,7 @@
 """Filters: pure functions from scored samples (grouped by prompt) to training data.
 
 Order per prompt: length -> language -> dedup -> near-duplicates -> drop too-easy prompts
-(judged on all samples) -> min reward -> drop truncated -> at most k best -> (optionally)
+(judged on all unhinted samples) -> min reward -> drop truncated -> at most k best -> (optionally)
 pair each kept sample with the prompt's lowest-reward sample (truncated ones included: a cut
 completion is still a fair rejected one). Each dropping step counts what it dropped
 in `FilterResult.dropped` (reported in metrics.json as `dropped_by_filter`).
@@ -60,7 +60,8 @@ def apply(spec: FilterSpec, threshold: float, samples: Iterable[Sample]) -> Filt
             kept = near_dedup(unique, spec.near_duplicates)
             result.count("near_duplicates", len(unique), len(kept))
             unique = kept
-        if is_too_easy(group, threshold, spec.drop_easy_above):
+        own = [s for s in group if not s.hinted]  # the policy's pass rate: no hint shown
+        if is_too_easy(own, threshold, spec.drop_easy_above):
             result.dropped_easy.append(prompt_id)
             result.count("easy_prompt", len(unique), 0)
             continue

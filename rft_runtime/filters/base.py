@@ -10,13 +10,16 @@ from dataclasses import dataclass
 class Sample:
     """One completion of one prompt with its total reward; `index` is its position among the
     prompt's completions and breaks ties deterministically. `finished` is false when the
-    sampler cut the completion at its token limit."""
+    sampler cut the completion at its token limit; `hinted` when it answered the prompt with
+    its reference answer shown (rationalization), so it says nothing of the policy's own
+    pass rate."""
 
     prompt_id: str
     index: int
     completion: str
     reward: float
     finished: bool = True
+    hinted: bool = False
 
 
 def by_prompt(samples: Iterable[Sample]) -> dict[str, list[Sample]]:

@@ -30,7 +30,7 @@ from ..datacheck import InvalidData, check_files, checks_for
 from ..files import atomic_write_json
 from ..jsonl import atomic_write_jsonl
 from ..policy_sync import wait_until_served
-from . import rounds
+from . import adaptive, rounds
 from .client import EndpointClient
 from .data import PromptRow, load_prompts
 from .outputs import (
@@ -117,19 +117,22 @@ async def evaluate(config: ScoreJobConfig, out: IterationPaths, metrics: dict[st
     return time.monotonic() - start
 
 
-async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str, Any]) -> float:
-    assert config.train is not None
-    endpoint = config.teacher or config.policy
+def _round_endpoint(endpoint: Endpoint, first_n: int, n: int) -> Endpoint:
+    """A round asking n < first_n samples per prompt keeps as many sequences in flight as
+    the first round (concurrency x first_n), so the server batches as well."""
+    concurrency = max(endpoint.concurrency, endpoint.concurrency * first_n // max(1, n))
+    return endpoint.model_copy(update={"concurrency": concurrency})
+
+
+async def _own_samples(
+    config: ScoreJobConfig, endpoint: Endpoint, rows: list[PromptRow], out: IterationPaths
+) -> tuple[list[dict[str, Any]], PassStats, dict[str, Any]]:
+    """The policy's own (unhinted) samples of every prompt: one pass, a search pass, or
+    two rounds with `sampler.adaptive` (the second for the prompts not yet settled)."""
     params = config.sampling
     request = Request(endpoint.model, params.n, params.temperature, params.top_p, params.max_tokens)
-    start = time.monotonic()
-    rows = load_prompts(config.train)
-    if params.strategy == "sample":
-        first, stats = await _pass(
-            config, endpoint, rows, request, Path(out.progress("train")), "sample"
-        )
-    else:  # a search strategy: same endpoint, model name and records, other progress file
-        first, stats = await _pass(
+    if params.strategy != "sample":  # same endpoint, model name and records, other progress file
+        records, stats = await _pass(
             config,
             endpoint,
             rows,
@@ -138,7 +141,44 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
             params.strategy,
             search_runner(config),
         )
-    records, extra = first, {}
+        return records, stats, {}
+    if not params.adaptive:
+        records, stats = await _pass(
+            config, endpoint, rows, request, Path(out.progress("train")), "sample"
+        )
+        return records, stats, {}
+    first_n = adaptive.first_round(params.n)
+    first, stats = await _pass(
+        config,
+        _round_endpoint(endpoint, params.n, first_n),
+        rows,
+        replace(request, n=first_n),
+        Path(out.progress("train")),
+        "sample (round 1)",
+    )
+    hint_follows = bool(params.hint_template) and params.hint_samples > 0
+    todo = adaptive.unsettled(rows, first, config.filter, config.min_reward, hint_follows)
+    rest, rest_stats = await _pass(
+        config,
+        _round_endpoint(endpoint, params.n, params.n - first_n),
+        todo,
+        replace(request, n=params.n - first_n),
+        Path(out.progress(f"train-{adaptive.ROUND_REST}")),
+        "sample (round 2)",
+    )
+    records = rounds.merge(first, rest, adaptive.ROUND_REST)
+    return records, stats + rest_stats, rounds.round_metrics(first, rest, adaptive.ROUND_REST)
+
+
+async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str, Any]) -> float:
+    assert config.train is not None
+    endpoint = config.teacher or config.policy
+    params = config.sampling
+    request = Request(endpoint.model, params.n, params.temperature, params.top_p, params.max_tokens)
+    start = time.monotonic()
+    rows = load_prompts(config.train)
+    own, stats, extra = await _own_samples(config, endpoint, rows, out)
+    records = own
     hint = params.hint_template or ""
     extra_rounds = (  # (round, samples per prompt, progress label, the prompt row it asks)
         (rounds.ROUND_MORE, params.unsolved_extra_samples, "sample unsolved", lambda r: r),
@@ -155,7 +195,7 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
             continue
         added, added_stats = await _pass(
             config,
-            endpoint,
+            _round_endpoint(endpoint, params.n, n),
             [ask(row) for row in todo],
             replace(request, n=n),
             Path(out.progress(f"train-{name}")),
@@ -163,15 +203,15 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
         )
         records = rounds.merge(records, added, name)
         stats = stats + added_stats
-        extra.update(rounds.round_metrics(first, added, name))
+        extra.update(rounds.round_metrics(own, added, name))
     result = filters.apply(config.filter, config.min_reward, to_samples(records))
     atomic_write_jsonl(out.samples, sample_rows(records, result))
     atomic_write_jsonl(out.sft_dataset, sft_rows(records, result, config.prompt_format))
     if config.filter.rejected == "lowest":
         atomic_write_jsonl(out.dpo_dataset, dpo_rows(records, result, config.prompt_format))
     metrics.update(train_metrics(records, result, config.min_reward))
-    # the policy's own pass rate: the first round's (later rounds only ask unsolved prompts)
-    metrics["pass_rate"] = train_metrics(first, result, config.min_reward)["pass_rate"]
+    # the policy's own pass rate: its unhinted samples (later rounds ask unsolved prompts only)
+    metrics["pass_rate"] = train_metrics(own, result, config.min_reward)["pass_rate"]
     metrics.update(extra)
     metrics.update(
         seconds=round(stats.seconds, 3),

@@ -6,14 +6,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config.jobs import PromptFormat
-from ..filters import FilterResult, Sample
+from ..filters import FilterResult, Sample, by_prompt, pass_rate
 from .formatting import chat_messages, raw_text
 from .passk import mean_pass_at_k
+from .rounds import ROUND_HINT
 
 
 def _finished(completion: dict[str, Any]) -> bool:
     """Cut at the token limit: vLLM's finish reason `length`."""
     return completion.get("finish_reason") != "length"
+
+
+def _hinted(completion: dict[str, Any]) -> bool:
+    return completion.get("round") == ROUND_HINT
 
 
 def _unfinished(key: str, sample: Sample) -> dict[str, bool]:
@@ -23,7 +28,7 @@ def _unfinished(key: str, sample: Sample) -> dict[str, bool]:
 
 def to_samples(records: Sequence[dict[str, Any]]) -> list[Sample]:
     return [
-        Sample(r["id"], c["index"], c["text"], float(c["reward"]), _finished(c))
+        Sample(r["id"], c["index"], c["text"], float(c["reward"]), _finished(c), _hinted(c))
         for r in records
         for c in r["completions"]
     ]
@@ -129,6 +134,14 @@ def dpo_rows(
     ]
 
 
+def mean_prompt_pass_rate(samples: Sequence[Sample], threshold: float) -> float:
+    """The mean over prompts of each prompt's pass rate: with adaptive sampling, prompts
+    have different sample counts, and a plain fraction of samples would weigh the hard
+    ones (sampled more) more (equal counts: the same figure)."""
+    groups = by_prompt(samples).values()
+    return sum(pass_rate(g, threshold) for g in groups) / len(groups) if groups else 0.0
+
+
 def train_metrics(
     records: Sequence[dict[str, Any]], result: FilterResult, threshold: float
 ) -> dict[str, Any]:
@@ -143,7 +156,7 @@ def train_metrics(
         "prompts": len(records),
         "samples": len(samples),
         "errors": sum(1 for r in records if r.get("error")),
-        "pass_rate": len(passing) / len(samples) if samples else 0.0,
+        "pass_rate": mean_prompt_pass_rate(samples, threshold),
         "mean_reward": sum(s.reward for s in samples) / len(samples) if samples else 0.0,
         "mean_reward_by_name": {k: sum(v) / len(v) for k, v in rewards.items()},
         "prompts_with_correct": len({s.prompt_id for s in passing}),

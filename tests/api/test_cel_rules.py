@@ -410,6 +410,11 @@ CASES = [
         ),
     ),
     Case(
+        "!self.adaptive || (self.strategy == 'sample' && self.samplesPerPrompt >= 2)",
+        both(set_in("spec.sampler.adaptive", True), set_in("spec.sampler.samplesPerPrompt", 2)),
+        both(set_in("spec.sampler.adaptive", True), set_in("spec.sampler.samplesPerPrompt", 1)),
+    ),
+    Case(
         "self.rewards.exists(r, r.name == self.sampler.search.prm)",
         both(set_in("spec.sampler.strategy", "beam"), set_in("spec.sampler.search.prm", "close")),
         both(set_in("spec.sampler.strategy", "beam"), set_in("spec.sampler.search.prm", "closer")),

@@ -21,8 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from rft_runtime.config.filter_spec import FilterSpec
 from rft_runtime.config.jobs import FailureSummary, ScoreSummary, ServeConfig
 from rft_runtime.policy_sync import pods_serving, wait_until_served
+from rft_runtime.score import adaptive
 from rft_runtime.score.passk import pass_at_k
 from rft_runtime.serve import vllm_args, vllm_env
 
@@ -249,6 +251,50 @@ def test_unsolved_prompts_get_more_samples_then_a_hint_trained_without_it(
     assert metrics["more_prompts"] == len(first_unsolved)
     first_correct = sum(r["correct"] for rows in by_prompt.values() for r in rows[:2])
     assert metrics["pass_rate"] == pytest.approx(first_correct / (2 * len(by_prompt)))
+
+
+def test_adaptive_sampling_asks_the_second_half_only_of_unsettled_prompts(
+    server: Server, arithmetic: Path, tmp_path: Path
+) -> None:
+    """sampler.adaptive through the real scoring Job: half the samples first; the rest only
+    for prompts neither settled by enough kept answers, nor too easy, nor unsolved (those
+    go to the hint round instead)."""
+    out = tmp_path / "out"
+    sampling = {
+        "n": 4,
+        "temperature": 1.0,
+        "maxTokens": 48,
+        "adaptive": True,
+        "hintTemplate": "{prompt}\nHint: the answer is {answer}.",
+        "hintSamples": 2,
+    }
+    spec = {"maxPerPrompt": 2, "dedup": True, "dropEasyAbove": 1.0}
+    config = score_config(server, arithmetic, out, sampling=sampling, filter=spec)
+    job = run_score(config, tmp_path)
+    _, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    by_prompt: dict[str, list[dict[str, Any]]] = {}
+    for sample in read_jsonl(out / "samples.jsonl"):
+        by_prompt.setdefault(sample["prompt_id"], []).append(sample)
+    assert len(by_prompt) == PROMPTS
+    filter_spec = FilterSpec.model_validate(spec)
+    asked_again = set()
+    for prompt_id, rows in by_prompt.items():
+        rounds = [r.get("round") for r in rows]
+        assert rounds[:2] == [None, None]  # the first round: ceil(4 / 2) samples
+        first = {"id": prompt_id, "completions": rows[:2]}
+        settled = adaptive.is_settled(first, filter_spec, 1.0, hint_follows=True)
+        assert rounds.count("rest") == (0 if settled else 2), (prompt_id, rounds)
+        if not settled:
+            asked_again.add(prompt_id)
+        solved_unhinted = any(r["correct"] for r in rows if r.get("round") != "hint")
+        assert ("hint" in rounds) == (not solved_unhinted)
+        if not any(r["correct"] for r in rows[:2]):
+            assert "rest" not in rounds  # unsolved: straight to the hint round
+    metrics = json.loads((out / "metrics.json").read_text())["train"]
+    assert metrics["rest_prompts"] == len(asked_again)
+    assert metrics["samples"] == sum(len(rows) for rows in by_prompt.values())
+    assert metrics["samples"] < PROMPTS * 4 + metrics.get("hint_samples", 0)
 
 
 def test_killed_job_resumes_and_scores_every_prompt_once(

@@ -106,7 +106,7 @@ def test_the_example_needs_nothing_unsupported_but_dpo_is_refused() -> None:
 def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
     spec = load_spec(EXAMPLE)
     sampler = spec.sampler.model_copy(
-        update={"unsolved_extra_samples": 4, "temperature_schedule": [1.0, 0.7]}
+        update={"adaptive": True, "unsolved_extra_samples": 4, "temperature_schedule": [1.0, 0.7]}
     )
     tuned = spec.model_copy(
         update={
@@ -118,6 +118,7 @@ def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
     )
     plain, ignored = plain_recipe(tuned)
     assert ignored == [
+        "sampler.adaptive",
         "sampler.unsolvedExtraSamples",
         "sampler.rationalize",  # the example's own lever
         "sampler.temperatureSchedule",
@@ -127,7 +128,7 @@ def test_the_reference_runs_the_plain_recipe_without_rfts_levers() -> None:
     ]
     assert plain.filter.prefer == "first" and plain.filter.drop_truncated is False
     assert plain.sampler.unsolved_extra_samples == 0 and plain.sampler.temperature_schedule is None
-    assert plain.sampler.rationalize is None
+    assert plain.sampler.rationalize is None and plain.sampler.adaptive is False
     assert plain.filter.drop_easy_above is None
     assert plain.filter.max_per_prompt == spec.filter.max_per_prompt  # the recipe's own sizes
     assert plain.sampler.samples_per_prompt == spec.sampler.samples_per_prompt

@@ -1,5 +1,6 @@
-"""The extra sampling rounds for unsolved prompts: which prompts they ask, how their
-completions join the first round's, and the per-iteration temperature."""
+"""The extra sampling rounds: which prompts they ask (unsolved ones; with adaptive sampling
+the ones not yet settled), how their completions join the first round's, and the
+per-iteration temperature."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import pytest
 from rft_operator.api import RFTRunSpec
 from rft_operator.schedule import temperature
 from rft_operator.semantics import spec_problems
-from rft_runtime.score import rounds
+from rft_runtime import filters
+from rft_runtime.config.filter_spec import FilterSpec
+from rft_runtime.score import adaptive, rounds
 from rft_runtime.score.data import PromptRow
+from rft_runtime.score.outputs import mean_prompt_pass_rate, to_samples
 
 
 def record(pid: str, *correct: bool, prompt: str = "p", tokens: int = 3) -> dict[str, Any]:
@@ -80,3 +84,92 @@ def test_a_hint_template_with_an_unknown_placeholder_is_an_invalid_spec(
     if not ok:
         assert problems[0].path == "spec.sampler.rationalize.template"
         assert "x" in problems[0].message and "{answer}" in problems[0].fix
+
+
+# -- adaptive sampling (sampler.adaptive) ----------------------------------------------------
+
+
+def completions(*outcomes: str) -> list[dict[str, Any]]:
+    """One completion per outcome: 'ok' correct, 'cut' correct but cut at the token limit,
+    'no' wrong; texts differ unless an outcome repeats as 'ok=' (a duplicate of the last)."""
+    made: list[dict[str, Any]] = []
+    for i, outcome in enumerate(outcomes):
+        text = made[-1]["text"] if outcome == "ok=" else f"answer {i}"
+        correct = outcome != "no"
+        made.append(
+            {
+                "index": i,
+                "text": text,
+                "reward": float(correct),
+                "correct": correct,
+                "finish_reason": "length" if outcome == "cut" else "stop",
+            }
+        )
+    return made
+
+
+KEEP_TWO = FilterSpec(max_per_prompt=2, dedup=True, drop_truncated=True)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "spec", "hint_follows", "settled"),
+    [
+        (("ok", "ok"), KEEP_TWO, False, True),  # two answers to keep: more change nothing
+        (("ok", "ok="), KEEP_TWO, False, False),  # a duplicate is not a second answer
+        (("ok", "cut"), KEEP_TWO, False, False),  # a cut answer is not kept
+        (("ok", "no"), KEEP_TWO, False, False),
+        (("no", "no"), KEEP_TWO, True, True),  # unsolved: straight to the hint round
+        (("no", "no"), KEEP_TWO, False, False),  # no hint round: sample on
+        (("ok", "no"), FilterSpec(max_per_prompt=1), False, True),
+        (("ok", "ok", "ok"), FilterSpec(max_per_prompt=4), False, False),
+        (("ok", "ok="), FilterSpec(drop_easy_above=1.0, dedup=True), False, True),  # too easy
+        (("ok", "no"), FilterSpec(drop_easy_above=0.75, max_per_prompt=2), False, False),
+        # DPO: settled once it has as many pairs (a kept answer and a worse one) as it keeps
+        (("ok", "ok"), FilterSpec(max_per_prompt=1, rejected="lowest"), False, False),
+        (("ok", "no"), FilterSpec(max_per_prompt=1, rejected="lowest"), False, True),
+    ],
+)
+def test_a_prompt_is_settled_when_more_samples_would_change_nothing_it_contributes(
+    outcomes: tuple[str, ...], spec: FilterSpec, hint_follows: bool, settled: bool
+) -> None:
+    record = {"id": "a", "completions": completions(*outcomes)}
+    assert adaptive.is_settled(record, spec, 1.0, hint_follows) is settled
+
+
+def test_the_second_round_asks_only_unsettled_prompts_and_half_the_samples_come_first() -> None:
+    rows = [PromptRow("a", "1+1", "2"), PromptRow("b", "2+2", "4"), PromptRow("c", "3+3", "6")]
+    records = [
+        {"id": "a", "completions": completions("ok", "ok")},
+        {"id": "b", "completions": completions("ok", "no")},
+        {"id": "c", "completions": completions("no", "no")},
+    ]
+    assert [r.id for r in adaptive.unsettled(rows, records, KEEP_TWO, 1.0, True)] == ["b"]
+    assert [r.id for r in adaptive.unsettled(rows, records, KEEP_TWO, 1.0, False)] == ["b", "c"]
+    assert [adaptive.first_round(n) for n in (2, 3, 8, 9)] == [1, 2, 4, 5]
+
+
+def test_hinted_answers_do_not_make_a_prompt_too_easy() -> None:
+    """dropEasyAbove judges the policy's own pass rate: answers given with the reference
+    answer shown (the hint round) say nothing about it."""
+    own = completions("no", "no")
+    hinted = [
+        {**c, "index": 2 + i, "text": f"hinted {i}", "round": "hint"}
+        for i, c in enumerate(completions("ok", "ok"))
+    ]
+    samples = to_samples([{"id": "a", "completions": own + hinted}])
+    result = filters.apply(FilterSpec(drop_easy_above=0.5, max_per_prompt=4), 1.0, samples)
+    assert result.dropped_easy == [] and len(result.kept) == 2
+    plain = [{**c, "round": None} for c in hinted]  # the same answers unhinted: too easy
+    samples = to_samples([{"id": "a", "completions": own + plain}])
+    assert filters.apply(FilterSpec(drop_easy_above=0.5), 1.0, samples).dropped_easy == ["a"]
+
+
+def test_the_pass_rate_is_the_mean_over_prompts_whatever_their_sample_counts() -> None:
+    samples = to_samples(
+        [
+            {"id": "easy", "completions": completions("ok", "ok")},
+            {"id": "hard", "completions": completions("ok", "no", "no", "no")},
+        ]
+    )
+    assert mean_prompt_pass_rate(samples, 1.0) == pytest.approx((1.0 + 0.25) / 2)
+    assert mean_prompt_pass_rate([], 1.0) == 0.0

@@ -198,6 +198,12 @@ class SamplerSpec(ApiModel):
                 ".tensorParallelSize",
             ),
             *search_rules(),
+            cel(
+                "!self.adaptive || (self.strategy == 'sample' && self.samplesPerPrompt >= 2)",
+                "sampler.adaptive needs strategy sample and samplesPerPrompt of at least 2 "
+                "(it samples in two rounds); set adaptive: false or samplesPerPrompt >= 2",
+                ".adaptive",
+            ),
         )
     )
 
@@ -221,6 +227,14 @@ class SamplerSpec(ApiModel):
         max_length=100,
         description="Per-iteration temperature (entry k for iteration k; later iterations "
         "use the last entry). Replaces temperature.",
+    )
+    adaptive: bool = Field(
+        False,
+        description="Sample in two rounds: half of samplesPerPrompt first, the rest only for "
+        "prompts still open. A prompt is settled after the first round when it already has "
+        "filter.maxPerPrompt answers to keep, when it is too easy for filter.dropEasyAbove, or "
+        "(with rationalize) when no answer was correct: it goes straight to the hint round. "
+        "Saves a third of the sampling or more once the policy solves prompts (docs/tuning.md).",
     )
     unsolved_extra_samples: int = Field(
         0,

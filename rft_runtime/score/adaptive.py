@@ -1,0 +1,55 @@
+"""Adaptive sampling in two rounds (`sampler.adaptive`), pure helpers.
+
+Most of a prompt's samples change nothing once its outcome is known: a prompt that already
+has `filter.maxPerPrompt` answers to keep gets no more training data from further samples,
+a prompt the policy solves almost every time is dropped by `dropEasyAbove` anyway, and an
+unsolved prompt is better spent on the hint round (`rationalize`) than on more unhinted
+samples. So the first round asks half the samples of every prompt and the second round
+asks the rest only of the prompts still open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import filters
+from ..config.filter_spec import FilterSpec
+from .data import PromptRow
+from .outputs import to_samples
+from .rounds import is_solved
+
+ROUND_REST = "rest"
+
+
+def first_round(n: int) -> int:
+    """Samples per prompt of the first round: half, rounded up (never all of n >= 2)."""
+    return (n + 1) // 2
+
+
+def is_settled(
+    record: dict[str, Any], spec: FilterSpec, threshold: float, hint_follows: bool
+) -> bool:
+    """Whether more unhinted samples of this prompt would change nothing it contributes."""
+    if not is_solved(record):
+        return hint_follows  # the hint round asks it next; without one it samples on
+    result = filters.apply(spec, threshold, to_samples([record]))
+    if result.dropped_easy:
+        return True
+    enough = result.pairs if spec.rejected == "lowest" else result.kept
+    return len(enough) >= spec.max_per_prompt
+
+
+def unsettled(
+    rows: Sequence[PromptRow],
+    records: Sequence[dict[str, Any]],
+    spec: FilterSpec,
+    threshold: float,
+    hint_follows: bool,
+) -> list[PromptRow]:
+    """Rows (in order) the second round asks; records align with rows."""
+    return [
+        row
+        for row, record in zip(rows, records, strict=True)
+        if not is_settled(record, spec, threshold, hint_follows)
+    ]
