@@ -33,13 +33,25 @@ def train_command(
     `node_rank` is a string so the operator can pass `$(JOB_COMPLETION_INDEX)`. On CPU
     (gpus_per_node 0) one process per node runs.
 
-    One node: the `deepspeed` CLI. Several nodes: the CLI (DeepSpeed 0.19) refuses
-    `--num_nodes` > 1 unless a hostfile lists the hosts, so we call what it would exec,
+    One process in all (one node, at most one GPU): no launcher. The training module is
+    the pod's process and sets the world of one rank itself (`--master_addr/port`); the
+    launcher would only add two Python processes to start and poll (~6 s a pod).
+    One node, several GPUs: the `deepspeed` CLI. Several nodes: the CLI (DeepSpeed 0.19)
+    refuses `--num_nodes` > 1 unless a hostfile lists the hosts, so we call what it would exec,
     `deepspeed.launcher.launch`, with the world layout it would have derived from that
     hostfile (only the per-node slot counts matter; host names are just keys).
     """
     slots = max(gpus_per_node, 1)
     program = ["--module", "rft_runtime.train", "--config", config_path]
+    if nodes <= 1 and slots == 1:
+        return [
+            python,
+            "-u",
+            "-m",
+            *program[1:],
+            f"--master_addr={master_addr}",
+            f"--master_port={master_port}",
+        ]
     if nodes <= 1:
         return [
             launcher,

@@ -1,4 +1,6 @@
-"""`python -m rft_runtime.train --config FILE` (the DeepSpeed launcher adds --local_rank)."""
+"""`python -m rft_runtime.train --config FILE`: under DeepSpeed's launcher (several
+processes; it adds --local_rank and the world's environment) or alone (one process: it sets
+that environment itself from --master_addr/--master_port)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 
 from pydantic import ValidationError
 
@@ -25,11 +28,32 @@ def _read_config(path: str) -> TrainJobConfig:
         raise TrainFailure("InvalidConfig", f"job config {path}: {exc}") from exc
 
 
+def single_process_world(
+    env: Mapping[str, str], master_addr: str, master_port: int
+) -> list[tuple[str, str]]:
+    """The variables DeepSpeed's launcher would have set for a world of one process, when
+    no launcher started this one (no RANK in the environment); else nothing."""
+    if "RANK" in env:
+        return []
+    return [
+        ("RANK", "0"),
+        ("LOCAL_RANK", "0"),
+        ("WORLD_SIZE", "1"),
+        ("LOCAL_SIZE", "1"),
+        ("MASTER_ADDR", master_addr),
+        ("MASTER_PORT", str(master_port)),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rft_runtime.train")
     parser.add_argument("--config", required=True, help="TrainJobConfig JSON")
     parser.add_argument("--local_rank", type=int, default=0, help="set by the launcher")
+    parser.add_argument("--master_addr", default="127.0.0.1", help="without a launcher")
+    parser.add_argument("--master_port", type=int, default=29500, help="without a launcher")
     args, _ = parser.parse_known_args(argv)
+    for name, value in single_process_world(os.environ, args.master_addr, args.master_port):
+        os.environ[name] = value
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     from .grpo_loop import GrpoTrainer

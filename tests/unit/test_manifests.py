@@ -22,6 +22,8 @@ from rft_operator.manifests import (
     build_train_service,
 )
 from rft_runtime.config.jobs import ScoreJobConfig, TrainJobConfig
+from rft_runtime.config.paths import TRAIN_MASTER_PORT
+from rft_runtime.train.__main__ import single_process_world
 
 from ..conftest import ROOT, load_yaml
 
@@ -177,12 +179,30 @@ def test_input_claims_are_mounted_read_only() -> None:
     assert config.train is not None and config.train.path == "/mnt/pvc/data/arith/train.jsonl"
 
 
-def test_single_node_training_uses_the_deepspeed_cli() -> None:
+def test_one_training_process_runs_without_a_launcher_and_several_use_the_deepspeed_cli() -> None:
     manifest = load_yaml(ROOT / "examples" / "minimal.yaml")
     train = objects_for(manifest)[3]
     command = train["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command[0] == "deepspeed" and "--num_gpus=1" in command
+    assert command[:5] == ["python", "-u", "-m", "rft_runtime.train", "--config"]
+    assert f"--master_port={TRAIN_MASTER_PORT}" in command
     assert train["spec"]["completions"] == 1
+    manifest["spec"].setdefault("training", {})["gpusPerNode"] = 2
+    train = objects_for(manifest)[3]
+    command = train["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[0] == "deepspeed" and "--num_gpus=2" in command
+
+
+def test_a_training_process_without_a_launcher_sets_a_world_of_one_itself() -> None:
+    world = dict(single_process_world({}, "run-it0-train-0.run-it0-train.ns.svc", 29500))
+    assert world == {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_SIZE": "1",
+        "MASTER_ADDR": "run-it0-train-0.run-it0-train.ns.svc",
+        "MASTER_PORT": "29500",
+    }
+    assert single_process_world({"RANK": "1"}, "x", 1) == []  # a launcher set the world
 
 
 def test_judge_keys_and_reward_models_reach_the_scoring_pod() -> None:
