@@ -99,7 +99,7 @@ class SamplingParams(ApiModel):
     adaptive: bool = Field(
         False,
         description="Two rounds: ceil(n/2) samples first, the rest only for prompts not "
-        "settled by then (enough to keep, too easy, or unsolved with a hint round to come).",
+        "settled by then (enough answers to keep, or too easy).",
     )
     unsolved_extra_samples: int = Field(
         0, description="A second round of this many samples for prompts with no correct one."

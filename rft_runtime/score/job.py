@@ -156,8 +156,7 @@ async def _own_samples(
         Path(out.progress("train")),
         "sample (round 1)",
     )
-    hint_follows = bool(params.hint_template) and params.hint_samples > 0
-    todo = adaptive.unsettled(rows, first, config.filter, config.min_reward, hint_follows)
+    todo = adaptive.unsettled(rows, first, config.filter, config.min_reward)
     rest, rest_stats = await _pass(
         config,
         _round_endpoint(endpoint, params.n, params.n - first_n),

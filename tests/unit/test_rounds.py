@@ -112,28 +112,27 @@ KEEP_TWO = FilterSpec(max_per_prompt=2, dedup=True, drop_truncated=True)
 
 
 @pytest.mark.parametrize(
-    ("outcomes", "spec", "hint_follows", "settled"),
+    ("outcomes", "spec", "settled"),
     [
-        (("ok", "ok"), KEEP_TWO, False, True),  # two answers to keep: more change nothing
-        (("ok", "ok="), KEEP_TWO, False, False),  # a duplicate is not a second answer
-        (("ok", "cut"), KEEP_TWO, False, False),  # a cut answer is not kept
-        (("ok", "no"), KEEP_TWO, False, False),
-        (("no", "no"), KEEP_TWO, True, True),  # unsolved: straight to the hint round
-        (("no", "no"), KEEP_TWO, False, False),  # no hint round: sample on
-        (("ok", "no"), FilterSpec(max_per_prompt=1), False, True),
-        (("ok", "ok", "ok"), FilterSpec(max_per_prompt=4), False, False),
-        (("ok", "ok="), FilterSpec(drop_easy_above=1.0, dedup=True), False, True),  # too easy
-        (("ok", "no"), FilterSpec(drop_easy_above=0.75, max_per_prompt=2), False, False),
+        (("ok", "ok"), KEEP_TWO, True),  # two answers to keep: more change nothing
+        (("ok", "ok="), KEEP_TWO, False),  # a duplicate is not a second answer
+        (("ok", "cut"), KEEP_TWO, False),  # a cut answer is not kept
+        (("ok", "no"), KEEP_TWO, False),
+        (("no", "no"), KEEP_TWO, False),  # unsolved: an unhinted answer is worth a round
+        (("ok", "no"), FilterSpec(max_per_prompt=1), True),
+        (("ok", "ok", "ok"), FilterSpec(max_per_prompt=4), False),
+        (("ok", "ok="), FilterSpec(drop_easy_above=1.0, dedup=True), True),  # too easy
+        (("ok", "no"), FilterSpec(drop_easy_above=0.75, max_per_prompt=2), False),
         # DPO: settled once it has as many pairs (a kept answer and a worse one) as it keeps
-        (("ok", "ok"), FilterSpec(max_per_prompt=1, rejected="lowest"), False, False),
-        (("ok", "no"), FilterSpec(max_per_prompt=1, rejected="lowest"), False, True),
+        (("ok", "ok"), FilterSpec(max_per_prompt=1, rejected="lowest"), False),
+        (("ok", "no"), FilterSpec(max_per_prompt=1, rejected="lowest"), True),
     ],
 )
 def test_a_prompt_is_settled_when_more_samples_would_change_nothing_it_contributes(
-    outcomes: tuple[str, ...], spec: FilterSpec, hint_follows: bool, settled: bool
+    outcomes: tuple[str, ...], spec: FilterSpec, settled: bool
 ) -> None:
     record = {"id": "a", "completions": completions(*outcomes)}
-    assert adaptive.is_settled(record, spec, 1.0, hint_follows) is settled
+    assert adaptive.is_settled(record, spec, 1.0) is settled
 
 
 def test_the_second_round_asks_only_unsettled_prompts_and_half_the_samples_come_first() -> None:
@@ -143,8 +142,7 @@ def test_the_second_round_asks_only_unsettled_prompts_and_half_the_samples_come_
         {"id": "b", "completions": completions("ok", "no")},
         {"id": "c", "completions": completions("no", "no")},
     ]
-    assert [r.id for r in adaptive.unsettled(rows, records, KEEP_TWO, 1.0, True)] == ["b"]
-    assert [r.id for r in adaptive.unsettled(rows, records, KEEP_TWO, 1.0, False)] == ["b", "c"]
+    assert [r.id for r in adaptive.unsettled(rows, records, KEEP_TWO, 1.0)] == ["b", "c"]
     assert [adaptive.first_round(n) for n in (2, 3, 8, 9)] == [1, 2, 4, 5]
 
 

@@ -232,9 +232,9 @@ class SamplerSpec(ApiModel):
         False,
         description="Sample in two rounds: half of samplesPerPrompt first, the rest only for "
         "prompts still open. A prompt is settled after the first round when it already has "
-        "filter.maxPerPrompt answers to keep, when it is too easy for filter.dropEasyAbove, or "
-        "(with rationalize) when no answer was correct: it goes straight to the hint round. "
-        "Saves a third of the sampling or more once the policy solves prompts (docs/tuning.md).",
+        "filter.maxPerPrompt answers to keep or is too easy for filter.dropEasyAbove; "
+        "unsolved prompts always get the second round. Saves sampling once the policy "
+        "solves prompts (docs/tuning.md).",
     )
     unsolved_extra_samples: int = Field(
         0,
