@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,12 +76,34 @@ def job_summary(
     return success, failure
 
 
+FAILED_POD_GRACE_SECONDS = 30.0
+"""How long a failed Job waits for its failed pod to reach the watch cache, so the run fails
+with the pod's own message (pods and Jobs come on separate watch streams, and a Job's
+event triggers a reconcile at once)."""
+
+
+def _awaiting_failed_pod(job: dict[str, Any], now: datetime.datetime) -> bool:
+    """Failed less than the grace ago (by its Failed condition's lastTransitionTime)."""
+    since = (_condition(job, "Failed") or {}).get("lastTransitionTime")
+    if not since:
+        return False
+    try:
+        failed_at = datetime.datetime.fromisoformat(str(since).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (now - failed_at).total_seconds() < FAILED_POD_GRACE_SECONDS
+
+
 def observe_children(
     run: str,
     deployments: Iterable[dict[str, Any]],
     jobs: Iterable[dict[str, Any]],
     pods: Iterable[dict[str, Any]],
+    now: datetime.datetime | None = None,
 ) -> dict[str, Child]:
+    """The run's children as the planner sees them. With `now`, a Job that failed moments
+    ago whose failed pod is not in the cache yet still counts as running, until the pod
+    (and its termination message) arrives or the grace is over."""
     pods = list(pods)
     children: dict[str, Child] = {}
     for deployment in deployments:
@@ -102,6 +125,8 @@ def observe_children(
         summary, failure = job_summary(name, pods)
         if phase == "Failed" and failure:
             message = failure
+        elif phase == "Failed" and now is not None and _awaiting_failed_pod(job, now):
+            phase, message = "Running", "failed; waiting for its pod's termination message"
         annotations = job.get("metadata", {}).get("annotations") or {}
         children[name] = Child(
             name,

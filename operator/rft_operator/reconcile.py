@@ -5,6 +5,7 @@ handlers and the local executor both call `reconcile_run`, each with its own `Cl
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ async def reconcile_run(client: Client, body: dict[str, Any], observed: Observed
         new = invalid_spec_status(status, error, meta.get("generation"))
         await write_status(client, ref, new)
         return Outcome("invalid", status.stage, new.stage, new)
-    children = observe_children(name, *observed)
+    children = observe_children(name, *observed, now=datetime.datetime.now(datetime.UTC))
     layout = cluster_layout(name, namespace, spec)
     retry = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
     run = act.Run(name, spec, status, meta.get("generation"), retry=retry)

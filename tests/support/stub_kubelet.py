@@ -13,6 +13,8 @@ from typing import Any
 
 import aiohttp
 
+from rft_operator.conditions import now
+
 # job name -> ("succeed", summary) | ("fail", message) | None (keep running)
 Outcome = tuple[str, Any] | None
 
@@ -119,6 +121,7 @@ class Kubelet:
             "type": "Complete" if ok else "Failed",
             "status": "True",
             "reason": "Completed" if ok else "BackoffLimitExceeded",
+            "lastTransitionTime": now(),
             "message": "" if ok else "Job has reached the specified backoff limit",
         }
         await self.patch(

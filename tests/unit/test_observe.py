@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
-from rft_operator.observe import deployment_phase, job_phase, job_summary, observe_children
+from rft_operator.observe import (
+    FAILED_POD_GRACE_SECONDS,
+    deployment_phase,
+    job_phase,
+    job_summary,
+    observe_children,
+)
 
 LABELS = {"rft.dev/run": "r", "rft.dev/iteration": "1", "app.kubernetes.io/component": "train"}
 
@@ -123,3 +130,32 @@ def test_observe_children_uses_the_pod_message_for_failed_jobs() -> None:
     assert (child.kind, child.index, child.phase) == ("train", 1, "Failed")
     assert child.message == "OOM: lower training.batchSize"
     assert child.summary is None
+
+
+def test_a_failed_job_waits_a_moment_for_its_pod_to_reach_the_cache() -> None:
+    """Pods and Jobs come on separate watch streams: the Job's Failed event can arrive
+    first. The run must fail with the pod's message, not the Job's 'backoff' line."""
+    failed_at = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
+    condition = {
+        "type": "Failed",
+        "status": "True",
+        "message": "Job has reached the specified backoff limit",
+        "lastTransitionTime": "2026-01-01T12:00:00Z",
+    }
+    job = {
+        "metadata": {"name": "r-it1-train", "labels": LABELS},
+        "spec": {},
+        "status": {"conditions": [condition], "failed": 1},
+    }
+    soon = failed_at + datetime.timedelta(seconds=5)
+    late = failed_at + datetime.timedelta(seconds=FAILED_POD_GRACE_SECONDS + 1)
+    waiting = observe_children("r", [], [job], [], now=soon)["r-it1-train"]
+    assert waiting.phase == "Running" and "waiting for its pod" in waiting.message
+    message = {"kind": "error", "reason": "OOM", "message": "lower training.batchSize"}
+    failed_pod = pod("r-it1-train", "0", 1, json.dumps(message))
+    arrived = observe_children("r", [], [job], [failed_pod], now=soon)["r-it1-train"]
+    assert arrived.phase == "Failed" and arrived.message.startswith("OOM")
+    gave_up = observe_children("r", [], [job], [], now=late)["r-it1-train"]
+    assert gave_up.phase == "Failed" and "backoff limit" in gave_up.message
+    no_clock = observe_children("r", [], [job], [])["r-it1-train"]  # pure callers: no grace
+    assert no_clock.phase == "Failed"
