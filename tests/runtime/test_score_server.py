@@ -268,8 +268,12 @@ def test_adaptive_sampling_asks_the_second_half_only_of_unsettled_prompts(
         "hintTemplate": "{prompt}\nHint: the answer is {answer}.",
         "hintSamples": 2,
     }
-    spec = {"maxPerPrompt": 1, "dedup": True, "dropEasyAbove": 1.0}
-    config = score_config(server, arithmetic, out, sampling=sampling, filter=spec)
+    spec = {"maxPerPrompt": 1, "dedup": True, "dropTruncated": False}
+    # "correct" = the answer starts with a digit: about a third of the 135M model's answers
+    # here, so some prompts settle in round 1 (one such answer of two: p ~ 0.55) and some
+    # do not, whatever the sample (20 prompts: both kinds but for ~1e-5)
+    rewards = [{"name": "digit-first", "type": "regex", "pattern": r"^\s*\d", "weight": 1.0}]
+    config = score_config(server, arithmetic, out, sampling=sampling, filter=spec, rewards=rewards)
     job = run_score(config, tmp_path)
     _, stderr = job.communicate(timeout=600)
     assert job.returncode == 0, stderr[-3000:]
