@@ -37,6 +37,7 @@ from .outputs import (
     dpo_rows,
     eval_metrics,
     eval_rows,
+    mean_prompt_pass_rate,
     sample_rows,
     sft_rows,
     to_samples,
@@ -125,12 +126,15 @@ def _round_endpoint(endpoint: Endpoint, first_n: int, n: int) -> Endpoint:
 
 
 async def _own_samples(
-    config: ScoreJobConfig, endpoint: Endpoint, rows: list[PromptRow], out: IterationPaths
+    config: ScoreJobConfig,
+    endpoint: Endpoint,
+    request: Request,
+    rows: list[PromptRow],
+    out: IterationPaths,
 ) -> tuple[list[dict[str, Any]], PassStats, dict[str, Any]]:
     """The policy's own (unhinted) samples of every prompt: one pass, a search pass, or
     two rounds with `sampler.adaptive` (the second for the prompts not yet settled)."""
     params = config.sampling
-    request = Request(endpoint.model, params.n, params.temperature, params.top_p, params.max_tokens)
     if params.strategy != "sample":  # same endpoint, model name and records, other progress file
         records, stats = await _pass(
             config,
@@ -176,7 +180,7 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
     request = Request(endpoint.model, params.n, params.temperature, params.top_p, params.max_tokens)
     start = time.monotonic()
     rows = load_prompts(config.train)
-    own, stats, extra = await _own_samples(config, endpoint, rows, out)
+    own, stats, extra = await _own_samples(config, endpoint, request, rows, out)
     records = own
     hint = params.hint_template or ""
     extra_rounds = (  # (round, samples per prompt, progress label, the prompt row it asks)
@@ -210,7 +214,7 @@ async def sample(config: ScoreJobConfig, out: IterationPaths, metrics: dict[str,
         atomic_write_jsonl(out.dpo_dataset, dpo_rows(records, result, config.prompt_format))
     metrics.update(train_metrics(records, result, config.min_reward))
     # the policy's own pass rate: its unhinted samples (later rounds ask unsolved prompts only)
-    metrics["pass_rate"] = train_metrics(own, result, config.min_reward)["pass_rate"]
+    metrics["pass_rate"] = mean_prompt_pass_rate(to_samples(own), config.min_reward)
     metrics.update(extra)
     metrics.update(
         seconds=round(stats.seconds, 3),
