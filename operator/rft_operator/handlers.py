@@ -33,6 +33,8 @@ from .reconcile import reconcile_run
 log = logging.getLogger("rft.operator")
 TIMER_INTERVAL = float(os.environ.get("RFT_TIMER_INTERVAL", "15"))
 SERVER_OVERRIDE = "RFT_KUBE_SERVER"  # talk to this API server without credentials (tests, dev)
+# Set by the chart when the operator serves one namespace (`--namespace`) under a Role only.
+WATCH_NAMESPACE = "RFT_WATCH_NAMESPACE"
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
 _kube: Kube | None = None
 MANAGED = {"app.kubernetes.io/managed-by": MANAGER}
@@ -46,6 +48,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    if os.environ.get(WATCH_NAMESPACE):
+        # One namespace, granted by a Role: no cluster-wide reads. Without this kopf lists
+        # Namespaces and retries the 403 for ~80 s before it serves anything.
+        settings.scanning.disabled = True
 
 
 @kopf.on.login()

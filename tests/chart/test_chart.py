@@ -87,6 +87,7 @@ def test_default_render_is_valid_and_cluster_wide() -> None:
     container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/rft-dev/rft-operator:0.1.0"  # appVersion
     assert container["args"][0] == "--all-namespaces"
+    assert "RFT_WATCH_NAMESPACE" not in {e["name"] for e in container["env"]}
     binding = one(objects, "ClusterRoleBinding")
     account = one(objects, "ServiceAccount")
     assert binding["subjects"] == [
@@ -121,9 +122,8 @@ def test_deployment_is_hardened_and_probed() -> None:
 def test_non_default_render_is_valid_and_namespaced() -> None:
     objects = template(NON_DEFAULT, include_crds=True)
     validate_all(objects)
+    # one namespace: a Role there and nothing cluster-wide (the operator scans nothing)
     assert {obj["kind"] for obj in objects} == {
-        "ClusterRole",
-        "ClusterRoleBinding",
         "CustomResourceDefinition",
         "Deployment",
         "Role",
@@ -146,14 +146,12 @@ def test_non_default_render_is_valid_and_namespaced() -> None:
         "limits": {"memory": "1Gi"},
     }
     assert {"name": "RFT_TIMER_INTERVAL", "value": "30"} in container["env"]
+    assert {"name": "RFT_WATCH_NAMESPACE", "value": "ml"} in container["env"]
     monitor = one(objects, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     service = one(objects, "Service")
     assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
     assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
-    # the namespaced rules live in the Role only; the ClusterRole keeps kopf's CRD watch
-    cluster_role = one(objects, "ClusterRole")
-    assert [r["resources"] for r in cluster_role["rules"]] == [["customresourcedefinitions"]]
     assert one(objects, "Role")["metadata"]["namespace"] == "ml"
 
 

@@ -78,7 +78,8 @@ Namespaced rules: RFTRuns and the children of each run.
   verbs: ["create"]
 {{- end }}
 
-{{/* Cluster-scoped rules kopf needs in every mode. */}}
+{{/* Cluster-scoped rules kopf needs when it serves every namespace (a namespaced install
+scans nothing cluster-wide: RFT_WATCH_NAMESPACE turns kopf's scanning off). */}}
 {{- define "rft-operator.clusterRules" -}}
 # kopf discovers and watches the CRDs it serves.
 - apiGroups: ["apiextensions.k8s.io"]
