@@ -22,19 +22,15 @@ iteration's `sft.jsonl` for `bench/bench_offline_sft.py` to train and compare:
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.bench_reference_loop import load_spec
+from rft_runtime.jsonl import atomic_write_jsonl, loads_lines
 from rft_runtime.score.rounds import ROUND_HINT
 
 Key = tuple[str, str]  # (prompt_id, completion text)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def hinted_kept(samples: Sequence[dict[str, Any]]) -> set[Key]:
@@ -142,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--iteration", type=Path, required=True, help="it-K with samples/sft.jsonl")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    samples = read_jsonl(args.iteration / "samples.jsonl")
-    sft = read_jsonl(args.iteration / "sft.jsonl")
+    samples = loads_lines((args.iteration / "samples.jsonl").read_text())
+    sft = loads_lines((args.iteration / "sft.jsonl").read_text())
     hinted = hinted_kept(samples)
     tasks = {s["prompt_id"]: (s["prompt"], str(s["answer"])) for s in samples}
     verified = verify_without_hint(
@@ -151,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     for name, rows in variants(sft, hinted, verified).items():
-        (args.out / f"sft-{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_jsonl(args.out / f"sft-{name}.jsonl", rows)
         print(f"{name}: {len(rows)} rows")
     print(f"hinted: {len(hinted)} kept, {len(verified)} verified without the hint")
 
