@@ -136,11 +136,13 @@ async def full_run_with_suspend(kmock: Any, operator: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def operator_watching_ml(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[KopfRunner]:
-    """The operator as the chart runs it with watchNamespace=ml: its arguments are
-    `--namespace ml` and its environment names the namespace. (operator_running() always
-    passes -A.)"""
-    deployment = one(template({"watchNamespace": "ml"}), "Deployment")
+async def operator_watching_ml(
+    objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[KopfRunner]:
+    """The operator as the chart (rendered with watchNamespace=ml: `objects`) runs it: its
+    arguments are `--namespace ml` and its environment names the namespace.
+    (operator_running() always passes -A.)"""
+    deployment = one(objects, "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert "--namespace=ml" in container["args"]
     for variable in container["env"]:
@@ -156,9 +158,6 @@ async def operator_watching_ml(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         await asyncio.to_thread(runner.__exit__, None, None, None)
 
 
-# kopf lists and watches Namespaces when it watches named namespaces, and retries a 403
-# for ~80 s before it falls back to the names it was given. The chart's namespaced mode
-# grants nothing cluster-wide and turns kopf's scanning off; the test answers 403 anyway.
 _parse_path = kmock_parsing.parse_path
 
 
@@ -170,6 +169,9 @@ def _parse_path_with_namespaces(path: str) -> Any:
 
 
 def forbid_namespace_reads(kmock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answer 403 to Namespace reads. kopf lists and watches Namespaces when it watches named
+    namespaces, and retries a 403 for ~80 s before it falls back to the names it was given;
+    the chart's namespaced mode grants nothing cluster-wide and turns kopf's scanning off."""
     monkeypatch.setattr(kmock_parsing, "parse_path", _parse_path_with_namespaces)
     status = {
         "apiVersion": "v1",
@@ -209,7 +211,8 @@ async def test_namespaced_role_grants_exactly_what_the_operator_uses(
     cluster: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     forbid_namespace_reads(cluster, monkeypatch)
-    await full_run_with_suspend(cluster, operator_watching_ml(monkeypatch))
+    objects = template({"watchNamespace": "ml"})
+    await full_run_with_suspend(cluster, operator_watching_ml(objects, monkeypatch))
     requests = operator_requests(cluster)
     namespaced = {p for r in requests if r.namespace is not None and (p := permission_of(r))}
     cluster_wide = {p for r in requests if r.namespace is None and (p := permission_of(r))}
@@ -218,7 +221,6 @@ async def test_namespaced_role_grants_exactly_what_the_operator_uses(
     outside = {r.namespace for r in requests if r.namespace not in (None, "ml")}
     assert not outside, f"the operator watching ml touched other namespaces: {outside}"
     assert ("batch", "jobs", "create") in namespaced, sorted(namespaced)
-    objects = template({"watchNamespace": "ml"})
     role = one(objects, "Role")
     assert role["metadata"]["namespace"] == "ml"
     binding = one(objects, "RoleBinding")
