@@ -25,7 +25,13 @@ from typing import Any
 
 from rft_runtime.bundled_models import cache_root
 from rft_runtime.config.live import LiveProgress
-from rft_runtime.config.paths import OPS_CACHE, STORAGE_MOUNT, TORCHINDUCTOR_CACHE, RunPaths
+from rft_runtime.config.paths import (
+    OPS_CACHE,
+    STORAGE_MOUNT,
+    TORCHINDUCTOR_CACHE,
+    VLLM_CACHE,
+    RunPaths,
+)
 from rft_runtime.files import atomic_write_json
 from rft_runtime.train.ops_cache import copy_builds, copy_compiled
 
@@ -59,6 +65,7 @@ TERMINAL = ("Succeeded", "Failed")
 # the run storage's ops cache, relative to the claim's folder
 OPS_CACHE_IN_STORAGE = Path(OPS_CACHE).relative_to(STORAGE_MOUNT).parts
 KERNELS_IN_STORAGE = Path(TORCHINDUCTOR_CACHE).relative_to(STORAGE_MOUNT).parts
+VLLM_CACHE_IN_STORAGE = Path(VLLM_CACHE).relative_to(STORAGE_MOUNT).parts
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -270,19 +277,28 @@ class LocalExecutor:
             signal.signal(sig, _interrupt)
         started = time.monotonic()
         storage = Path(self.kubelet.node.claims[self.spec.storage.pvc])
-        run_ops, run_kernels = (
+        run_ops, run_kernels, run_vllm = (
             storage.joinpath(*OPS_CACHE_IN_STORAGE),
             storage.joinpath(*KERNELS_IN_STORAGE),
+            storage.joinpath(*VLLM_CACHE_IN_STORAGE),
         )
-        user_ops, user_kernels = cache_root() / "torch_extensions", cache_root() / "torchinductor"
-        # built by an earlier run: no DeepSpeed op rebuild, no sampler model compile
+        user = cache_root()
+        user_ops, user_kernels, user_vllm = (
+            user / "torch_extensions",
+            user / "torchinductor",
+            user / "vllm",
+        )
+        # built by an earlier run: no DeepSpeed op rebuild, no sampler model compile, and
+        # no vLLM model inspection in a subprocess (~9 s of the sampler's start on 2 CPUs)
         copy_builds(user_ops, run_ops)
         copy_compiled(user_kernels, run_kernels)
+        copy_compiled(user_vllm, run_vllm, replace_older=True)
         try:
             return asyncio.run(self._run())
         finally:
             copy_builds(run_ops, user_ops)
             copy_compiled(run_kernels, user_kernels)
+            copy_compiled(run_vllm, user_vllm, replace_older=True)
             if self.console is not None:
                 self.console.clear()
             with contextlib.suppress(KeyboardInterrupt):

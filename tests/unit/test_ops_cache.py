@@ -3,6 +3,7 @@ run storage as whole folders; a folder still being built (its lock) never travel
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,27 @@ def test_compiled_sampler_kernels_travel_file_by_file_without_locks(tmp_path: Pa
     (user / "bb" / "kernel.main.so").write_bytes(b"kept")
     assert ops_cache.copy_compiled(run, user) == 0  # what is there stays
     assert (user / "bb" / "kernel.main.so").read_bytes() == b"kept"
+
+
+def test_vllm_model_info_is_handed_on_and_a_newer_entry_replaces_a_stale_one(
+    tmp_path: Path,
+) -> None:
+    """vLLM names its model-info cache by architecture, not by content: after an upgrade
+    the run's fresh entry must replace the user's stale one, or every later run would
+    inspect the model in a subprocess again."""
+    user, run = tmp_path / "user", tmp_path / "run"
+    entry = Path("modelinfos") / "vllm-model_executor-models-llama-LlamaForCausalLM.json"
+    (run / entry).parent.mkdir(parents=True)
+    (run / entry).write_text('{"hash": "old"}')
+    assert ops_cache.copy_compiled(run, user, replace_older=True) == 1
+    assert ops_cache.copy_compiled(run, user, replace_older=True) == 0  # same age: stays
+    (run / entry).write_text('{"hash": "new"}')
+    os.utime(run / entry, (2e9, 2e9))  # written after the user's copy
+    assert ops_cache.copy_compiled(run, user) == 0  # content-addressed mode keeps it
+    assert ops_cache.copy_compiled(run, user, replace_older=True) == 1
+    assert (user / entry).read_text() == '{"hash": "new"}'
+    os.utime(user / entry, (3e9, 3e9))  # the user's is newer: it is not replaced
+    (run / entry).write_text('{"hash": "older"}')
+    os.utime(run / entry, (2e9, 2e9))
+    assert ops_cache.copy_compiled(run, user, replace_older=True) == 0
+    assert (user / entry).read_text() == '{"hash": "new"}'
