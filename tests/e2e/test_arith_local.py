@@ -3,7 +3,8 @@ operator's reconcile pass and the process kubelet running the pods of its manife
 sampling, math rewards, LoRA SFT under DeepSpeed, greedy evaluation). The executor is
 killed with SIGKILL (a closed terminal, the OOM killer) in every stage and run again; each
 rerun must stop what the killed one left running before anything starts again, and the
-run must still raise held-out pass@1 by at least 30 points."""
+run must still raise held-out pass@1 by at least 50 points in two iterations (uninterrupted
+runs of the example gain 56-60 points in its first iteration alone, 70-73 in two)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ..conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "arith-smollm2.yaml"
 RUN = "arith-smollm2"
-MIN_GAIN = 0.30
+MIN_GAIN = 0.50
 GUARD_ALLOWED_DROP = 0.02
 ITERATIONS = 2  # the test's budget: the example runs 3 (its figures are in BENCHMARKS.md)
 
@@ -39,6 +40,13 @@ def example(tmp: Path) -> Path:
     path = tmp / EXAMPLE.name
     path.write_text(yaml.safe_dump(document))
     return path
+
+
+def train_prompts(manifest: Path) -> int:
+    """How many prompts the example trains on (its data file, in examples/data)."""
+    uri = yaml.safe_load(manifest.read_text())["spec"]["data"]["train"]
+    path = ROOT / "examples" / "data" / uri.removeprefix("pvc://data/")
+    return len([line for line in path.read_text().splitlines() if line.strip()])
 
 
 def command(manifest: Path, workdir: Path) -> list[str]:
@@ -102,7 +110,7 @@ def progress_lines(workdir: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: Path) -> None:
+def test_arith_rft_gains_fifty_points_through_sigkill_in_every_stage(tmp_path: Path) -> None:
     workdir = tmp_path / "run"
     manifest = example(tmp_path)
     model = subprocess.run(
@@ -191,7 +199,7 @@ def test_arith_rft_gains_thirty_points_through_sigkill_in_every_stage(tmp_path: 
     assert min(guard) >= base["mul-guard/pass@1"] - GUARD_ALLOWED_DROP, guard
     # the scoring pod killed mid-sampling resumed: every prompt was sampled exactly once
     ids = [row["id"] for row in progress_lines(workdir)]
-    assert len(ids) == len(set(ids)) == 300
+    assert len(ids) == len(set(ids)) == train_prompts(manifest)
 
     # every artifact is there, and `rft status` prints the table
     run_dir = workdir / "storage" / RUN

@@ -92,7 +92,8 @@ def test_length_grouped_batches_cover_every_example_once() -> None:
 def test_resolves_claims_as_rft_run_local() -> None:
     spec = load_spec(EXAMPLE)
     resolve = resolver(spec, EXAMPLE)
-    assert Path(resolve(spec.data.train)) == ROOT / "examples" / "data" / "arith" / "train.jsonl"
+    data = ROOT / "examples" / "data" / "arith"
+    assert Path(resolve(spec.data.train)) == data / "train-600.jsonl"
     assert Path(resolve(spec.model.uri)) == cache_root() / "models" / "smollm2-135m-instruct"
 
 

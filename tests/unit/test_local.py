@@ -76,7 +76,7 @@ def test_example_data_is_what_the_generator_makes(tmp_path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     counts = module.make(tmp_path)
-    assert counts == {"train": 300, "eval": 200, "guard": 200}
+    assert counts == {"train": 300, "train-600": 600, "eval": 200, "guard": 200}
     prompts: dict[str, set[str]] = {}
     for name in counts:
         made = (tmp_path / f"{name}.jsonl").read_text()
@@ -86,7 +86,8 @@ def test_example_data_is_what_the_generator_makes(tmp_path: Path) -> None:
         for row in rows:
             a, op, b = row["prompt"].removeprefix("What is ").removesuffix("?").split()
             assert int(row["answer"]) == (int(a) + int(b) if op == "+" else int(a) * int(b))
-    assert not prompts["train"] & prompts["eval"]
+    assert not prompts["train-600"] & prompts["eval"]
+    assert prompts["train"] < prompts["train-600"] and len(prompts["train-600"]) == 600
     assert len(prompts["guard"]) == 200
 
 
