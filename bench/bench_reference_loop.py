@@ -40,7 +40,7 @@ from rft_operator.validation import load_documents
 from rft_runtime.config.jobs import PromptFormat, PromptSource
 from rft_runtime.config.spec import LoraSpec
 from rft_runtime.rewards import is_correct, score_batch
-from rft_runtime.score.data import PromptRow, load_prompts
+from rft_runtime.score.data import PromptRow, iteration_window, load_prompts
 from rft_runtime.score.formatting import chat_messages, raw_text
 from rft_runtime.train.loading import lr_factor
 
@@ -428,7 +428,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             id_field=data.id_field,
             max_rows=max_prompts,
         )
-    )
+    )  # all of them: each iteration takes its window below, as the scoring Job does
     eval_sets = {}
     for s in spec.evaluation.sets if spec.evaluation else []:
         limits = [x for x in (s.max_samples, args.max_eval) if x]
@@ -459,6 +459,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "iterations_run": iterations,
         "rft_levers_not_used": ignored,
         "train_prompts": len(train_rows),
+        "prompts_per_iteration": data.prompts_per_iteration,
         "eval_prompts": {k: len(v) for k, v in eval_sets.items()},
         "options": {
             "gen_batch": args.gen_batch,
@@ -478,7 +479,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "setup_seconds": round(time.monotonic() - wall_start, 2),
     }
     print(
-        f"reference loop: {len(train_rows)} prompts x {spec.sampler.samples_per_prompt}, "
+        f"reference loop: {len(train_rows)} prompts "
+        f"({data.prompts_per_iteration or len(train_rows)} per iteration) "
+        f"x {spec.sampler.samples_per_prompt}, "
         f"{iterations} iterations, eval {result['eval_prompts']}",
         flush=True,
     )
@@ -495,7 +498,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for k in range(iterations):
         print(f"iteration {k}", flush=True)
         lap = Laps()
-        kept, sample_stats = sample_and_filter(setup, model, train_rows, k)
+        window = iteration_window(train_rows, data.prompts_per_iteration, k)
+        kept, sample_stats = sample_and_filter(setup, model, window, k)
         lap("sampling")
         if base_state is not None:
             model.load_state_dict(base_state)

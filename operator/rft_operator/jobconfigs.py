@@ -90,7 +90,8 @@ def policy_endpoint(spec: RFTRunSpec, run: str, index: int, layout: Layout) -> E
     )
 
 
-def train_prompts(spec: RFTRunSpec, layout: Layout) -> PromptSource:
+def train_prompts(spec: RFTRunSpec, layout: Layout, index: int) -> PromptSource:
+    """Iteration `index`'s training prompts (its window, with `data.promptsPerIteration`)."""
     data = spec.data
     return PromptSource(
         path=layout.resolve(data.train),
@@ -99,6 +100,8 @@ def train_prompts(spec: RFTRunSpec, layout: Layout) -> PromptSource:
         id_field=data.id_field,
         max_rows=data.max_prompts,
         max_row_bytes=data.max_row_bytes,
+        per_iteration=data.prompts_per_iteration,
+        iteration=index,
     )
 
 
@@ -171,7 +174,7 @@ def score_config(
                 sampler.concurrency, sampler.samples_per_prompt, ev.samples_per_prompt
             ),
         )
-    train = train_prompts(spec, layout) if does_sample(spec, index) else None
+    train = train_prompts(spec, layout, index) if does_sample(spec, index) else None
     return ScoreJobConfig(
         run=run,
         iteration=index,
@@ -253,7 +256,7 @@ def grpo_job(spec: RFTRunSpec, run: str, index: int, layout: Layout, init: str) 
             policy_path=init,
             replicas=sampler.replicas,
         ),
-        prompts=train_prompts(spec, layout),
+        prompts=train_prompts(spec, layout, index),
         prompt_format=prompt_format(spec),
         sampling=SamplingParams(
             n=params.group_size,

@@ -81,6 +81,10 @@ class PromptSource(ApiModel):
     id_field: str | None = None
     max_rows: int | None = None
     max_row_bytes: int | None = Field(None, description="Longer lines are an InvalidData error.")
+    per_iteration: int | None = Field(
+        None, description="Use this many rows, the window of iteration `iteration` (all if unset)."
+    )
+    iteration: int = Field(0, ge=0, description="Whose window of `per_iteration` rows to use.")
 
 
 class PromptFormat(ApiModel):

@@ -64,8 +64,9 @@ def raw_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def load_prompts(source: PromptSource) -> list[PromptRow]:
-    """Rows with the configured fields; the id defaults to the row index. Ids must be unique,
-    because they key the resume bookkeeping."""
+    """Rows with the configured fields (the iteration's window of them, if one is set); the id
+    defaults to the row index. Ids must be unique across the file, because they key the
+    resume bookkeeping."""
     rows: list[PromptRow] = []
     seen: set[str] = set()
     for index, row in enumerate(raw_rows(Path(source.path))):
@@ -87,4 +88,15 @@ def load_prompts(source: PromptSource) -> list[PromptRow]:
         rows.append(
             PromptRow(key, str(row[source.prompt_field]), str(row[source.answer_field]), columns)
         )
-    return rows
+    return iteration_window(rows, source.per_iteration, source.iteration)
+
+
+def iteration_window(rows: list[PromptRow], size: int | None, iteration: int) -> list[PromptRow]:
+    """Iteration k's `size` rows: the k-th run of `size` consecutive rows, in file order and
+    wrapping around at the end. Every prompt is used once before any is used again, so a
+    file larger than one iteration's budget gives each iteration new problems to learn
+    from. All rows when `size` is unset or covers the file."""
+    if size is None or size >= len(rows):
+        return rows
+    start = iteration * size % len(rows)
+    return [rows[(start + offset) % len(rows)] for offset in range(size)]

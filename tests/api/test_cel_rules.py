@@ -100,6 +100,11 @@ CASES = [
         set_in("spec.data.promptTemplate", "Q: {question}"),
     ),
     Case(
+        "self.promptsPerIteration <= self.maxPrompts",
+        set_in("spec.data.promptsPerIteration", 5000),
+        set_in("spec.data.promptsPerIteration", 5001),
+    ),
+    Case(
         "self.template.contains('{answer}')",
         set_in("spec.sampler.rationalize.template", "{prompt} (answer: {answer})"),
         set_in("spec.sampler.rationalize.template", "{prompt} (think again)"),

@@ -76,7 +76,13 @@ def test_example_data_is_what_the_generator_makes(tmp_path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     counts = module.make(tmp_path)
-    assert counts == {"train": 300, "train-600": 600, "eval": 200, "guard": 200}
+    assert counts == {
+        "train": 300,
+        "train-600": 600,
+        "train-1800": 1800,
+        "eval": 200,
+        "guard": 200,
+    }
     prompts: dict[str, set[str]] = {}
     for name in counts:
         made = (tmp_path / f"{name}.jsonl").read_text()
@@ -86,8 +92,12 @@ def test_example_data_is_what_the_generator_makes(tmp_path: Path) -> None:
         for row in rows:
             a, op, b = row["prompt"].removeprefix("What is ").removesuffix("?").split()
             assert int(row["answer"]) == (int(a) + int(b) if op == "+" else int(a) * int(b))
-    assert not prompts["train-600"] & prompts["eval"]
-    assert prompts["train"] < prompts["train-600"] and len(prompts["train-600"]) == 600
+    assert not prompts["train-1800"] & prompts["eval"]
+    assert prompts["train"] < prompts["train-600"] < prompts["train-1800"]
+    assert (len(prompts["train-600"]), len(prompts["train-1800"])) == (600, 1800)
+    # the 600 first lines of train-1800 are train-600: iteration 0 of the example is unchanged
+    first = (tmp_path / "train-1800.jsonl").read_text().splitlines(keepends=True)[:600]
+    assert "".join(first) == (tmp_path / "train-600.jsonl").read_text()
     assert len(prompts["guard"]) == 200
 
 

@@ -269,3 +269,24 @@ def test_sandbox_settings_reach_only_the_scoring_container_of_sandboxed_runs() -
     assert context["appArmorProfile"] == {"type": "Unconfined"}
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_each_iteration_asks_for_its_own_window_of_the_training_prompts() -> None:
+    for per_iteration in (7, None):
+        manifest = load_yaml(ROOT / "examples" / "minimal.yaml")
+        if per_iteration:
+            manifest["spec"]["data"]["promptsPerIteration"] = per_iteration
+        spec = RFTRunSpec.model_validate(manifest["spec"])
+        layout = cluster_layout(RUN.name, RUN.namespace, spec)
+        for k in (0, 2):
+            job = build_score_job(RUN, spec, k, score_config(spec, RUN.name, k, layout))
+            config = ScoreJobConfig.model_validate_json(env_of(job)["RFT_JOB_CONFIG"]["value"])
+            assert config.train is not None
+            assert (config.train.per_iteration, config.train.iteration) == (per_iteration, k)
+    grpo = load_yaml(ROOT / "examples" / "arith-grpo.yaml")
+    grpo["spec"]["data"]["promptsPerIteration"] = 64
+    spec = RFTRunSpec.model_validate(grpo["spec"])
+    layout = cluster_layout(RUN.name, RUN.namespace, spec)
+    train = train_config(spec, RFTRunStatus(), RUN.name, 1, layout)
+    assert train.grpo is not None
+    assert (train.grpo.prompts.per_iteration, train.grpo.prompts.iteration) == (64, 1)

@@ -51,6 +51,29 @@ def test_load_jsonl_default_ids_and_max_rows(tmp_path: Path) -> None:
     ]
 
 
+def test_iteration_windows_use_every_prompt_once_before_any_twice(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "p.jsonl", ROWS)
+    source = PromptSource(path=str(path), prompt_field="q", answer_field="a", per_iteration=2)
+    windows = [
+        [r.id for r in load_prompts(source.model_copy(update={"iteration": k}))] for k in range(4)
+    ]
+    assert windows == [["0", "1"], ["2", "3"], ["4", "0"], ["1", "2"]]
+    # a window as large as the file, or none, is the whole file in its order
+    for size in (None, 5, 9):
+        whole = load_prompts(source.model_copy(update={"per_iteration": size, "iteration": 3}))
+        assert [r.id for r in whole] == ["0", "1", "2", "3", "4"]
+    # the window is taken after maxPrompts, and ids are checked across the whole file
+    capped = source.model_copy(update={"max_rows": 3, "iteration": 1})
+    assert [r.id for r in load_prompts(capped)] == ["2", "0"]
+    dup = write_jsonl(tmp_path / "dup.jsonl", [*ROWS, ROWS[0]])
+    with pytest.raises(PromptsUnreadable, match="duplicate id"):
+        load_prompts(
+            PromptSource(
+                path=str(dup), prompt_field="q", answer_field="a", id_field="key", per_iteration=2
+            )
+        )
+
+
 def test_load_parquet_with_id_field(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -82,6 +82,13 @@ class DataSpec(ApiModel):
                 "the prompt goes, e.g. 'Solve: {prompt}'",
                 ".promptTemplate",
             ),
+            cel(
+                "!has(self.promptsPerIteration) || !has(self.maxPrompts) || "
+                "self.promptsPerIteration <= self.maxPrompts",
+                "data.promptsPerIteration is more than data.maxPrompts, so every iteration "
+                "would use all prompts; lower promptsPerIteration or raise maxPrompts",
+                ".promptsPerIteration",
+            ),
         )
     )
 
@@ -98,6 +105,14 @@ class DataSpec(ApiModel):
         None, max_length=8192, description="Template applied to each prompt; must contain {prompt}."
     )
     max_prompts: int | None = Field(None, ge=1, description="Use at most this many prompts.")
+    prompts_per_iteration: int | None = Field(
+        None,
+        ge=1,
+        description="Sample only this many prompts per iteration: iteration k takes the k-th "
+        "run of this many consecutive prompts of the file, wrapping around at its end, so "
+        "each iteration learns from problems the policy has not trained on yet (shuffle a "
+        "sorted file first). Unset: every prompt, every iteration.",
+    )
     max_row_bytes: int = Field(
         1_048_576,
         ge=64,
