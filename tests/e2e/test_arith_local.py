@@ -42,11 +42,17 @@ def example(tmp: Path) -> Path:
     return path
 
 
-def train_prompts(manifest: Path) -> int:
-    """How many prompts the example trains on (its data file, in examples/data)."""
-    uri = yaml.safe_load(manifest.read_text())["spec"]["data"]["train"]
-    path = ROOT / "examples" / "data" / uri.removeprefix("pvc://data/")
-    return len([line for line in path.read_text().splitlines() if line.strip()])
+def window_ids(manifest: Path, iteration: int) -> list[str]:
+    """The ids of the prompts iteration k samples: the k-th run of `promptsPerIteration`
+    lines of the example's data file (in examples/data), or all of them."""
+    data = yaml.safe_load(manifest.read_text())["spec"]["data"]
+    path = ROOT / "examples" / "data" / data["train"].removeprefix("pvc://data/")
+    ids = [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+    size = data.get("promptsPerIteration")
+    if not size or size >= len(ids):
+        return ids
+    assert (iteration + 1) * size <= len(ids), "the test reads windows that do not wrap"
+    return ids[iteration * size : (iteration + 1) * size]
 
 
 def command(manifest: Path, workdir: Path) -> list[str]:
@@ -102,8 +108,8 @@ def stop_tree(pid: int) -> None:
             proc.kill()
 
 
-def progress_lines(workdir: Path) -> list[dict[str, Any]]:
-    path = workdir / "storage" / RUN / "it-0" / "progress" / "train.jsonl"
+def progress_lines(workdir: Path, iteration: int = 0) -> list[dict[str, Any]]:
+    path = workdir / "storage" / RUN / f"it-{iteration}" / "progress" / "train.jsonl"
     if not path.exists():
         return []
     return [json.loads(x) for x in path.read_text().split("\n") if x.strip()]
@@ -197,9 +203,11 @@ def test_arith_rft_gains_fifty_points_through_sigkill_in_every_stage(tmp_path: P
     # the guard set never falls more than 2 points below its baseline, in any iteration
     guard = [i["evalScores"]["mul-guard/pass@1"] for i in result["iterations"]]
     assert min(guard) >= base["mul-guard/pass@1"] - GUARD_ALLOWED_DROP, guard
-    # the scoring pod killed mid-sampling resumed: every prompt was sampled exactly once
-    ids = [row["id"] for row in progress_lines(workdir)]
-    assert len(ids) == len(set(ids)) == train_prompts(manifest)
+    # the scoring pod killed mid-sampling resumed: every prompt of its window was sampled
+    # exactly once, and each iteration sampled its own window of the training prompts
+    for k in range(iterations):
+        ids = [row["id"] for row in progress_lines(workdir, k)]
+        assert len(ids) == len(set(ids)) and set(ids) == set(window_ids(manifest, k)), k
 
     # every artifact is there, and `rft status` prints the table
     run_dir = workdir / "storage" / RUN
