@@ -1,7 +1,7 @@
 """Make the arithmetic data of examples/arith-smollm2.yaml (fixed seed, exact answers).
 
-train: 300 two-digit additions; train-600: those and 300 more; train-1800: those 600 and
-1,200 more (what examples/arith-smollm2.yaml trains on, 600 per iteration); eval: 200
+train: 300 two-digit additions; train-600: those and 300 more; train-3000: those 600 and
+2,400 more (what examples/arith-smollm2.yaml trains on, 1,000 per iteration); eval: 200
 other two-digit additions (the primary set, the same whichever train file is used); guard:
 200 multiplications of a digit by a number up to 30 (a different operation: the regression
 guard). No prompt appears in two splits. Run: python examples/make_arith_data.py [OUT_DIR]
@@ -43,7 +43,7 @@ def make(out: Path = OUT) -> dict[str, int]:
     splits = {
         "train": rows(pairs[:300], "+", "train"),
         "train-600": rows(pairs[:300] + pairs[500:800], "+", "train"),
-        "train-1800": rows(pairs[:300] + pairs[500:2000], "+", "train"),
+        "train-3000": rows(pairs[:300] + pairs[500:3200], "+", "train"),
         "eval": rows(pairs[300:500], "+", "eval"),
         "guard": rows(guard, "*", "guard"),
     }

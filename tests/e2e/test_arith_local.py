@@ -3,8 +3,9 @@ operator's reconcile pass and the process kubelet running the pods of its manife
 sampling, math rewards, LoRA SFT under DeepSpeed, greedy evaluation). The executor is
 killed with SIGKILL (a closed terminal, the OOM killer) in every stage and run again; each
 rerun must stop what the killed one left running before anything starts again, and the
-run must still raise held-out pass@1 by at least 50 points in two iterations (uninterrupted
-runs of the example gain 56-60 points in its first iteration alone, 70-73 in two)."""
+example's three iterations must still reach held-out pass@1 0.85 (issue 17's bar; an
+uninterrupted run of the example reached 0.920, see BENCHMARKS.md) with the guard set never
+more than 2 points below its baseline."""
 
 from __future__ import annotations
 
@@ -27,15 +28,15 @@ from ..conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "arith-smollm2.yaml"
 RUN = "arith-smollm2"
-MIN_GAIN = 0.50
+MIN_PASS_AT_1 = 0.85  # held-out add/pass@1 of the best iteration
 GUARD_ALLOWED_DROP = 0.02
-ITERATIONS = 2  # the test's budget: the example runs 3 (its figures are in BENCHMARKS.md)
+ITERATIONS = 3  # the example's own iterations.max
 
 
 def example(tmp: Path) -> Path:
     """The example as shipped, with ITERATIONS iterations."""
     document = yaml.safe_load(EXAMPLE.read_text())
-    assert document["spec"]["iterations"]["max"] >= ITERATIONS
+    assert document["spec"]["iterations"]["max"] == ITERATIONS
     document["spec"]["iterations"]["max"] = ITERATIONS
     path = tmp / EXAMPLE.name
     path.write_text(yaml.safe_dump(document))
@@ -116,7 +117,7 @@ def progress_lines(workdir: Path, iteration: int = 0) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_arith_rft_gains_fifty_points_through_sigkill_in_every_stage(tmp_path: Path) -> None:
+def test_arith_rft_reaches_085_through_sigkill_in_every_stage(tmp_path: Path) -> None:
     workdir = tmp_path / "run"
     manifest = example(tmp_path)
     model = subprocess.run(
@@ -198,8 +199,7 @@ def test_arith_rft_gains_fifty_points_through_sigkill_in_every_stage(tmp_path: P
     assert [i["index"] for i in result["iterations"]] == list(range(iterations))
     base = result["baseline"]["evalScores"]
     best = result["best"]
-    gain = best["evalScore"] - base["add/pass@1"]
-    assert gain >= MIN_GAIN, f"gain {gain:.3f}: base {base}, best {best}, {result['iterations']}"
+    assert best["evalScore"] >= MIN_PASS_AT_1, f"base {base}, best {best}, {result['iterations']}"
     # the guard set never falls more than 2 points below its baseline, in any iteration
     guard = [i["evalScores"]["mul-guard/pass@1"] for i in result["iterations"]]
     assert min(guard) >= base["mul-guard/pass@1"] - GUARD_ALLOWED_DROP, guard

@@ -93,7 +93,7 @@ def test_resolves_claims_as_rft_run_local() -> None:
     spec = load_spec(EXAMPLE)
     resolve = resolver(spec, EXAMPLE)
     data = ROOT / "examples" / "data" / "arith"
-    assert Path(resolve(spec.data.train)) == data / "train-600.jsonl"
+    assert Path(resolve(spec.data.train)) == data / "train-3000.jsonl"
     assert Path(resolve(spec.model.uri)) == cache_root() / "models" / "smollm2-135m-instruct"
 
 

@@ -79,7 +79,7 @@ def test_example_data_is_what_the_generator_makes(tmp_path: Path) -> None:
     assert counts == {
         "train": 300,
         "train-600": 600,
-        "train-1800": 1800,
+        "train-3000": 3000,
         "eval": 200,
         "guard": 200,
     }
@@ -92,11 +92,11 @@ def test_example_data_is_what_the_generator_makes(tmp_path: Path) -> None:
         for row in rows:
             a, op, b = row["prompt"].removeprefix("What is ").removesuffix("?").split()
             assert int(row["answer"]) == (int(a) + int(b) if op == "+" else int(a) * int(b))
-    assert not prompts["train-1800"] & prompts["eval"]
-    assert prompts["train"] < prompts["train-600"] < prompts["train-1800"]
-    assert (len(prompts["train-600"]), len(prompts["train-1800"])) == (600, 1800)
-    # the 600 first lines of train-1800 are train-600: iteration 0 of the example is unchanged
-    first = (tmp_path / "train-1800.jsonl").read_text().splitlines(keepends=True)[:600]
+    assert not prompts["train-3000"] & prompts["eval"]
+    assert prompts["train"] < prompts["train-600"] < prompts["train-3000"]
+    assert (len(prompts["train-600"]), len(prompts["train-3000"])) == (600, 3000)
+    # train-3000 extends train-600 (the example before session 10), line for line
+    first = (tmp_path / "train-3000.jsonl").read_text().splitlines(keepends=True)[:600]
     assert "".join(first) == (tmp_path / "train-600.jsonl").read_text()
     assert len(prompts["guard"]) == 200
 
