@@ -3,8 +3,8 @@ operator's reconcile pass and the process kubelet running the pods of its manife
 sampling, math rewards, LoRA SFT under DeepSpeed, greedy evaluation). The executor is
 killed with SIGKILL (a closed terminal, the OOM killer) in every stage and run again; each
 rerun must stop what the killed one left running before anything starts again, and the
-example's three iterations must still reach held-out pass@1 0.85 (issue 17's bar; an
-uninterrupted run of the example reached 0.920, see BENCHMARKS.md) with the guard set never
+example's three iterations must still reach held-out pass@1 0.85 (issue 17's bar; two
+uninterrupted runs reached 0.920 and 0.925, see BENCHMARKS.md), with the guard set never
 more than 2 points below its baseline."""
 
 from __future__ import annotations
