@@ -26,7 +26,7 @@ from rft_runtime.bundled_models import prepare
 from rft_runtime.commands import train_command
 from rft_runtime.config.jobs import TrainJobConfig
 from rft_runtime.train import data as D
-from rft_runtime.train.loading import cpu_autocast, load_tokenizer, policy_model
+from rft_runtime.train.loading import cpu_autocast, load_tokenizer, lr_factor, policy_model
 from rft_runtime.train.losses import sft_loss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,8 @@ def deepspeed_run(config_path: Path, workdir: Path, gpus: int = 0) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = train_command(str(config_path), nodes=1, gpus_per_node=gpus, master_port=port,
-                        launcher=str(Path(sys.executable).parent / "deepspeed"))  # fmt: skip
+                        launcher=str(Path(sys.executable).parent / "deepspeed"),
+                        python=sys.executable)  # fmt: skip
     started = time.time()
     log = workdir / "train.log"
     with log.open("w") as out:
@@ -62,8 +63,9 @@ def deepspeed_run(config_path: Path, workdir: Path, gpus: int = 0) -> dict:
 
 
 def plain_run(cfg: TrainJobConfig, gpus: int = 0) -> dict:
-    """The same steps with no DeepSpeed: PEFT model, torch AdamW, no checkpoints, under bf16
-    autocast wherever the Job's precision auto uses it (GPU, or a CPU with native bf16)."""
+    """The same steps with no DeepSpeed: PEFT model, torch AdamW with the Job's learning-rate
+    schedule, no checkpoints, under bf16 autocast wherever the Job's precision auto uses it
+    (GPU, or a CPU with native bf16)."""
     device = torch.device("cuda" if gpus else "cpu")
     autocast = bool(gpus) or cpu_autocast("auto", device.type)
     tokenizer = load_tokenizer(cfg.init_model_path)
@@ -74,6 +76,8 @@ def plain_run(cfg: TrainJobConfig, gpus: int = 0) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
     lengths = [e.length() for e in dataset.examples]
+    steps = cfg.epochs * len(D.length_grouped_batches(lengths, cfg.batch_size, cfg.seed, 0))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.lr_schedule, steps))
     tokens, history, started = 0.0, [], time.time()
     for epoch in range(cfg.epochs):
         for indices in D.length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch):
@@ -85,6 +89,7 @@ def plain_run(cfg: TrainJobConfig, gpus: int = 0) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
+            schedule.step()
             optimizer.zero_grad(set_to_none=True)
             tokens += float(batch["attention_mask"].sum())
             history.append(float(loss.detach()))
