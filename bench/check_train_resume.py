@@ -3,7 +3,7 @@ the slow tests cannot run): one Job runs through; a second one is SIGKILLed righ
 its first train-state save and started again. The resumed Job must end with the same
 steps and the same per-step losses.
 
-    TORCH_CUDA_ARCH_LIST=9.0 python3 bench/check_train_resume.py --model /tmp/model --gpus 1
+    TORCH_CUDA_ARCH_LIST=9.0 python3 -m bench.check_train_resume --model /tmp/model --gpus 1
 
 A second call with the same --workdir skips the run-through and resumes whatever state the
 killed Job left (a Job cut off again resumes from its latest save).
