@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[name] = value
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    from .grpo_loop import GrpoTrainer
     from .loop import Trainer
 
     try:
@@ -64,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         first = os.environ.get("RANK", "0") == "0"  # one rank reports for all
         path = IterationPaths(cfg.output_dir).live("train") if first else None
         live.configure(path, "train", cfg.run, cfg.iteration, serve=first)
-        trainer = GrpoTrainer(cfg) if cfg.method == "grpo" else Trainer(cfg)
+        if cfg.method == "grpo":  # only GRPO samples and scores: it alone needs the rewards
+            from .grpo_loop import GrpoTrainer
+
+            trainer: Trainer = GrpoTrainer(cfg)
+        else:
+            trainer = Trainer(cfg)
         summary = trainer.run()
     except TrainFailure as exc:
         write_termination(failure(exc.reason, exc.message))

@@ -4,7 +4,10 @@ and the early errors (empty dataset, no room for completions, missing init check
 from __future__ import annotations
 
 import json
+import os
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -182,6 +185,27 @@ def test_missing_init_checkpoint_fails_clearly(tmp_path, monkeypatch, capsys):
     assert summary["kind"] == "error" and summary["reason"] == "InitCheckpointMissing"
     assert "training.initFrom" in summary["message"]
     assert "InitCheckpointMissing" in capsys.readouterr().err
+
+
+def test_sft_job_needs_no_reward_libraries(tmp_path):
+    """Only GRPO scores samples: an SFT or DPO Job does not import the rewards (math-verify
+    and the rest), so a training image without them still trains."""
+    config = tmp_path / "config.json"
+    paths = {"outputDir": tmp_path, "datasetPath": tmp_path / "d", "initModelPath": tmp_path / "m"}
+    config.write_text(
+        json.dumps({"run": "r", "iteration": 0, **{k: str(v) for k, v in paths.items()}})
+    )
+    script = (
+        "import sys\nfrom rft_runtime.train.__main__ import main\n"
+        f"code = main(['--config', {str(config)!r}])\n"
+        "print(code, sorted(m for m in sys.modules if m.startswith(('rft_runtime.rewards', "
+        "'rft_runtime.score', 'math_verify'))))"
+    )
+    env = {**os.environ, "RFT_TERMINATION_LOG": str(tmp_path / "termination-log")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    # it got as far as the init checkpoint (exit 2: a permanent failure) with no reward loaded
+    assert "InitCheckpointMissing" in out.stderr, out.stderr[-2000:]
+    assert out.stdout.split(maxsplit=1) == ["2", "[]\n"], out.stdout
 
 
 def test_empty_dataset_fails_clearly(tmp_path, monkeypatch, tokenizer):
